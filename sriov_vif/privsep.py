@@ -1,0 +1,29 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The one privsep context of sriov-vif.
+
+Only CAP_NET_ADMIN: every privileged thing this library does is a netlink
+request that changes a link (VF attributes on the PF, the MAC and state of
+a VF netdev). Reading the VF table needs no capability at all, but runs in
+the same context so that it sees the same network namespace as the writes.
+"""
+
+from oslo_privsep import capabilities as caps
+from oslo_privsep import priv_context
+
+vif_plug = priv_context.PrivContext(
+    "sriov_vif",
+    cfg_section="sriov_vif_privileged",
+    pypath=__name__ + ".vif_plug",
+    capabilities=[caps.CAP_NET_ADMIN],
+)
