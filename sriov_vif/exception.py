@@ -70,6 +70,15 @@ class VFNetdevNotFound(SriovVifError):
                "a direct (macvtap) VIF needs one")
 
 
+class VFNotEnabled(SriovVifError):
+    msg_fmt = ("PCI device %(address)s is not an enabled VF of PF "
+               "%(pf_address)s: %(reason)s")
+
+
+class SysfsReadError(SriovVifError):
+    msg_fmt = "Cannot use sysfs entry %(path)s: %(reason)s"
+
+
 # Privileged VF configuration (netlink).
 
 class VFConfigError(SriovVifError):
@@ -95,6 +104,17 @@ class VFIndexOutOfRange(SriovVifError):
                "(it has %(numvfs)s VFs)")
 
 
+class VFTableIncomplete(SriovVifError):
+    msg_fmt = ("The kernel reported %(count)s of the %(numvfs)s VFs of "
+               "%(pf_ifname)s: the VF list did not fit one netlink "
+               "attribute and this kernel does not honour "
+               "RTEXT_FILTER_SKIP_STATS for it")
+
+
+class NetdevConfigError(SriovVifError):
+    msg_fmt = "Cannot change network device %(ifname)s: %(reason)s"
+
+
 # Journal of original VF state.
 
 class JournalError(SriovVifError):
@@ -111,3 +131,18 @@ class VFOwnedByOtherVIF(SriovVifError):
 class LibvirtUnavailable(SriovVifError):
     msg_fmt = ("libvirt-python is not installed: install sriov-vif with its "
                "'libvirt' extra (needs Debian's libvirt-dev and pkg-config)")
+
+
+# Kernel test guest (tests/kernel, the demo, the benchmarks).
+
+class KernelGuestError(SriovVifError):
+    msg_fmt = "Kernel test guest: cannot %(step)s: %(reason)s"
+
+
+class KernelGuestTimeout(KernelGuestError):
+    msg_fmt = ("Kernel test guest: %(command)s was still running after "
+               "%(timeout)s s; the guest was killed")
+
+
+class NetdevsimError(KernelGuestError):
+    msg_fmt = "netdevsim device %(dev_id)s: %(reason)s"

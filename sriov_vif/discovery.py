@@ -1,0 +1,411 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""From a VF's PCI address to the PF, index and netdevs plug needs.
+
+Plug starts from vif.dev_address and must learn, before anything
+privileged runs, which PF netdev carries the VF, the VF's index on it and
+whether the VF has a host netdev of its own (not when bound to vfio-pci).
+All of it is read from sysfs under a root the caller passes in
+([os_vif_sriov] sysfs_root), so that tests and the demo can use a prepared
+tree (see sriov_vif.sysfs_tree).
+
+Rules a reader of the code should know:
+
+* A PCI address must be in the form sysfs and os-vif write it,
+  ``dddd:bb:ss.f`` in lower-case hex. Upper case is refused, not folded:
+  the address also names the VF's lock and journal files, so one VF must
+  have exactly one spelling. It is validated before it is joined into any
+  path, so nothing like ``../..`` can lead out of the tree.
+* The VF index is computed, not searched for. The kernel places a VF at
+  the PF's routing ID (bus << 8 | devfn) plus ``sriov_offset + index *
+  sriov_stride``, the PCIe SR-IOV rule; both numbers are read from the
+  PF's sysfs files or, on kernels that lack those files, derived from the
+  ``virtfn0`` and ``virtfn1`` links. The candidate is confirmed by reading
+  the one link ``virtfn<index>``. Only when that fails (a tree that breaks
+  the rule) are the ``virtfn*`` links read one by one, stopping at the
+  match. So a lookup costs the same few reads with 4 VFs or 256, where
+  nova and neutron's agent resolve every link.
+* A PF can carry several netdevs under ``net/``. Switchdev representors
+  (phys_port_name ``pf0vf3``, ``pf0sf1``, ``c1pf0vf3``, or ``pf0`` for a
+  host PF seen from a SmartNIC) are never the PF's own netdev and are
+  skipped. Of the rest, the one with the lowest ``dev_port`` wins and a
+  tie goes to the alphabetically first name. A netdev whose phys_port_name
+  is empty or unreadable (drivers without one answer EOPNOTSUPP) is a
+  port, not a representor. nova picks one arbitrarily; a fixed rule gives
+  plug and restore the same PF netdev every time.
+* Nothing is cached: sriov_numvfs can change between two plugs, which
+  moves or removes VFs, so every call reads what it needs afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import re
+from typing import Final
+
+from sriov_vif import exception
+
+# os-vif's (oslo.versionedobjects') PCIAddress pattern, with the dot
+# escaped and matched in full: theirs accepts any character there and a
+# trailing newline.
+_PCI_ADDRESS_RE: Final = re.compile(
+    r"([0-9a-f]{4}):([0-9a-f]{2}):([01][0-9a-f])\.([0-7])")
+_VIRTFN_RE: Final = re.compile(r"virtfn([0-9]+)")
+_REPRESENTOR_RE: Final = re.compile(r"(c[0-9]+)?pf[0-9]+((vf|sf)[0-9]+)?")
+# Drivers that implement no phys_port_name answer EOPNOTSUPP on read.
+_NO_PORT_NAME: Final = (errno.ENOENT, errno.EOPNOTSUPP)
+
+StrPath = str | os.PathLike[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class PhysicalFunction:
+    """An SR-IOV PF as sysfs shows it now.
+
+    ifname is None when the PF has no netdev of its own (bound to vfio-pci,
+    unbound, or only switchdev representors); find_vf refuses such a PF.
+    numa_node is None when the platform does not say (sysfs shows -1).
+    """
+
+    pci_address: str
+    ifname: str | None
+    driver: str | None
+    numa_node: int | None
+    numvfs: int
+    totalvfs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class VirtualFunction:
+    """A VF: its index on its PF, and its own netdev if it has one."""
+
+    pci_address: str
+    index: int
+    pf: PhysicalFunction
+    ifname: str | None
+    driver: str | None
+
+
+def validate_pci_address(address: object) -> str:
+    """Return address if it is a canonical PCI address, else raise."""
+    if not isinstance(address, str):
+        raise exception.InvalidPciAddress(
+            address=address, reason="must be a string")
+    if _PCI_ADDRESS_RE.fullmatch(address):
+        return address
+    if _PCI_ADDRESS_RE.fullmatch(address.lower()):
+        reason = "must be lower case, as sysfs and os-vif write it"
+    else:
+        reason = ("must be domain:bus:slot.function in hex, "
+                  "like 0000:81:10.2")
+    raise exception.InvalidPciAddress(address=address, reason=reason)
+
+
+def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
+    """Everything plug needs to know about the VF at pci_address."""
+    address = validate_pci_address(pci_address)
+    root = os.fspath(sysfs_root)
+    vf_dir = _existing_device_dir(root, address)
+    pf_address = _physfn_address(vf_dir, address)
+    pf_dir = _device_dir(root, pf_address)
+    if not os.path.isdir(pf_dir):
+        raise exception.PhysicalFunctionError(
+            address=address,
+            reason=f"its physfn {pf_address} is not in {_devices_dir(root)}")
+    try:
+        pf, representors = _read_pf(pf_dir, pf_address)
+    except exception.SysfsReadError as exc:
+        raise exception.PhysicalFunctionError(
+            address=address, reason=str(exc)) from exc
+    index = _vf_index(pf_dir, pf_address, address, pf.numvfs)
+    if index is None:
+        raise exception.VFNotEnabled(
+            address=address, pf_address=pf_address,
+            reason=("the PF has no virtfn link to it "
+                    f"(sriov_numvfs is {pf.numvfs})"))
+    if index >= pf.numvfs:
+        raise exception.VFNotEnabled(
+            address=address, pf_address=pf_address,
+            reason=(f"its index {index} is beyond sriov_numvfs "
+                    f"{pf.numvfs}"))
+    if pf.ifname is None:
+        raise exception.PhysicalFunctionError(
+            address=address, reason=_no_netdev_reason(pf, representors))
+    return VirtualFunction(
+        pci_address=address,
+        index=index,
+        pf=pf,
+        ifname=_own_netdevs(vf_dir)[0],
+        driver=_link_name(os.path.join(vf_dir, "driver")),
+    )
+
+
+def vf_netdev(sysfs_root: StrPath, pci_address: str) -> str | None:
+    """The VF's netdev now, or None: names change when a VF is rebound."""
+    address = validate_pci_address(pci_address)
+    vf_dir = _existing_device_dir(os.fspath(sysfs_root), address)
+    return _own_netdevs(vf_dir)[0]
+
+
+def list_pfs(sysfs_root: StrPath) -> list[PhysicalFunction]:
+    """Every SR-IOV capable PF of the host, by PCI address.
+
+    Devices whose names are not canonical PCI addresses (a VMD domain
+    wider than four digits) are left out: os-vif cannot name them either.
+    """
+    devices = _devices_dir(os.fspath(sysfs_root))
+    try:
+        names = sorted(os.listdir(devices))
+    except OSError as exc:
+        raise exception.SysfsReadError(
+            path=devices, reason=_strerror(exc)) from exc
+    pfs = []
+    for name in names:
+        if not _PCI_ADDRESS_RE.fullmatch(name):
+            continue
+        device_dir = os.path.join(devices, name)
+        if os.path.isfile(os.path.join(device_dir, "sriov_totalvfs")):
+            pfs.append(_read_pf(device_dir, name)[0])
+    return pfs
+
+
+def list_vfs(sysfs_root: StrPath,
+             pf: PhysicalFunction) -> list[VirtualFunction]:
+    """The VFs pf has now, by index; pf is one list_pfs returned."""
+    pf_address = validate_pci_address(pf.pci_address)
+    pf_dir = _existing_device_dir(os.fspath(sysfs_root), pf_address)
+    vfs = []
+    for index, link in _virtfn_links(pf_dir):
+        address = _link_name(link)
+        if address is None:
+            continue  # VFs are being removed while we read
+        if not _PCI_ADDRESS_RE.fullmatch(address):
+            raise exception.SysfsReadError(
+                path=link, reason=f"points to {address!r}, not a PCI device")
+        vf_dir = os.path.join(os.path.dirname(pf_dir), address)
+        vfs.append(VirtualFunction(
+            pci_address=address,
+            index=index,
+            pf=pf,
+            ifname=_own_netdevs(vf_dir)[0],
+            driver=_link_name(os.path.join(vf_dir, "driver")),
+        ))
+    return sorted(vfs, key=lambda vf: vf.index)
+
+
+def _devices_dir(root: str) -> str:
+    return os.path.join(root, "bus", "pci", "devices")
+
+
+def _device_dir(root: str, address: str) -> str:
+    """Path of a device; address must have passed validation."""
+    return os.path.join(_devices_dir(root), address)
+
+
+def _existing_device_dir(root: str, address: str) -> str:
+    path = _device_dir(root, address)
+    if not os.path.isdir(path):
+        raise exception.PciDeviceNotFound(address=address, sysfs_root=root)
+    return path
+
+
+def _physfn_address(vf_dir: str, address: str) -> str:
+    physfn = os.path.join(vf_dir, "physfn")
+    pf_address = _link_name(physfn)
+    if pf_address is None:
+        if os.path.isfile(os.path.join(vf_dir, "sriov_totalvfs")):
+            reason = ("it is an SR-IOV PF; give the address of one of its "
+                      "VFs (virtfn* links)")
+        else:
+            reason = "it has no physfn link"
+        raise exception.NotAVirtualFunction(address=address, reason=reason)
+    if not _PCI_ADDRESS_RE.fullmatch(pf_address):
+        raise exception.PhysicalFunctionError(
+            address=address,
+            reason=f"its physfn link points to {pf_address!r}, "
+                   "not a PCI device")
+    return pf_address
+
+
+def _read_pf(pf_dir: str,
+             pf_address: str) -> tuple[PhysicalFunction, list[str]]:
+    """The PF, and the names of the representors skipped among its netdevs.
+
+    The representors only serve to explain why a PF has no netdev.
+    """
+    ifname, representors = _own_netdevs(pf_dir)
+    numa_node = _read_int(os.path.join(pf_dir, "numa_node"))
+    pf = PhysicalFunction(
+        pci_address=pf_address,
+        ifname=ifname,
+        driver=_link_name(os.path.join(pf_dir, "driver")),
+        numa_node=None if numa_node is None or numa_node < 0 else numa_node,
+        numvfs=_read_required_int(pf_dir, "sriov_numvfs"),
+        totalvfs=_read_required_int(pf_dir, "sriov_totalvfs"),
+    )
+    return pf, representors
+
+
+def _no_netdev_reason(pf: PhysicalFunction, representors: list[str]) -> str:
+    if representors:
+        return (f"PF {pf.pci_address} has only switchdev representors ("
+                + ", ".join(representors) + ") and no netdev of its own")
+    driver = ("no driver bound" if pf.driver is None
+              else f"driver {pf.driver}")
+    return f"PF {pf.pci_address} has no netdev ({driver})"
+
+
+def _vf_index(pf_dir: str, pf_address: str, address: str,
+              numvfs: int) -> int | None:
+    candidate = _index_from_routing_id(pf_dir, pf_address, address, numvfs)
+    if candidate is not None and _link_name(
+            os.path.join(pf_dir, f"virtfn{candidate}")) == address:
+        return candidate
+    for index, link in _virtfn_links(pf_dir):
+        if _link_name(link) == address:
+            return index
+    return None
+
+
+def _index_from_routing_id(pf_dir: str, pf_address: str, address: str,
+                           numvfs: int) -> int | None:
+    """The index the PCIe rule gives address, or None if it gives none."""
+    pf_domain, pf_rid = _routing_id(pf_address)
+    domain, rid = _routing_id(address)
+    if domain != pf_domain:
+        return None
+    offset = _read_int(os.path.join(pf_dir, "sriov_offset"))
+    stride = _read_int(os.path.join(pf_dir, "sriov_stride"))
+    if offset is None or stride is None:
+        offset, stride = _derive_offset_stride(pf_dir, pf_rid, numvfs)
+    distance = rid - pf_rid - offset
+    if distance == 0:
+        return 0
+    if stride <= 0 or distance < 0 or distance % stride:
+        return None
+    return distance // stride
+
+
+def _derive_offset_stride(pf_dir: str, pf_rid: int,
+                          numvfs: int) -> tuple[int, int]:
+    """Offset and stride as the first two VFs show them; 0, 0 if unknown.
+
+    With a single VF any stride places it, so 1 is as good as any.
+    """
+    first = _link_name(os.path.join(pf_dir, "virtfn0"))
+    if first is None or not _PCI_ADDRESS_RE.fullmatch(first):
+        return 0, 0
+    first_rid = _routing_id(first)[1]
+    if numvfs < 2:
+        return first_rid - pf_rid, 1
+    second = _link_name(os.path.join(pf_dir, "virtfn1"))
+    if second is None or not _PCI_ADDRESS_RE.fullmatch(second):
+        return 0, 0
+    return first_rid - pf_rid, _routing_id(second)[1] - first_rid
+
+
+def _routing_id(address: str) -> tuple[int, int]:
+    """(domain, bus << 8 | slot << 3 | function) of a valid address."""
+    match = _PCI_ADDRESS_RE.fullmatch(address)
+    assert match is not None
+    domain, bus, slot, function = (int(part, 16) for part in match.groups())
+    return domain, bus << 8 | slot << 3 | function
+
+
+def _virtfn_links(pf_dir: str) -> list[tuple[int, str]]:
+    """(index, path) of each virtfn link, in directory order."""
+    try:
+        with os.scandir(pf_dir) as entries:
+            return [
+                (int(match.group(1)), entry.path)
+                for entry in entries
+                if (match := _VIRTFN_RE.fullmatch(entry.name))
+            ]
+    except OSError as exc:
+        raise exception.SysfsReadError(
+            path=pf_dir, reason=_strerror(exc)) from exc
+
+
+def _own_netdevs(device_dir: str) -> tuple[str | None, list[str]]:
+    """The device's own netdev by the rule above, and its representors."""
+    net_dir = os.path.join(device_dir, "net")
+    try:
+        with os.scandir(net_dir) as entries:
+            names = [entry.name for entry in entries]
+    except FileNotFoundError:
+        return None, []
+    except OSError as exc:
+        raise exception.SysfsReadError(
+            path=net_dir, reason=_strerror(exc)) from exc
+    ports = []
+    representors = []
+    for name in sorted(names):
+        netdev_dir = os.path.join(net_dir, name)
+        port_name = _read_text(os.path.join(netdev_dir, "phys_port_name"),
+                               absent=_NO_PORT_NAME)
+        if port_name and _REPRESENTOR_RE.fullmatch(port_name):
+            representors.append(name)
+            continue
+        dev_port = _read_int(os.path.join(netdev_dir, "dev_port"))
+        ports.append((dev_port or 0, name))
+    return (min(ports)[1] if ports else None), representors
+
+
+def _link_name(path: str) -> str | None:
+    """Last component of the symlink at path; None if there is none."""
+    try:
+        target = os.readlink(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise exception.SysfsReadError(
+            path=path, reason=_strerror(exc)) from exc
+    return os.path.basename(target.rstrip("/"))
+
+
+def _read_text(path: str,
+               absent: tuple[int, ...] = (errno.ENOENT,)) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as attr:
+            return attr.read().strip()
+    except OSError as exc:
+        if exc.errno in absent:
+            return None
+        raise exception.SysfsReadError(
+            path=path, reason=_strerror(exc)) from exc
+
+
+def _read_int(path: str) -> int | None:
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise exception.SysfsReadError(
+            path=path, reason=f"{text!r} is not an integer") from None
+
+
+def _read_required_int(device_dir: str, name: str) -> int:
+    path = os.path.join(device_dir, name)
+    value = _read_int(path)
+    if value is None:
+        raise exception.SysfsReadError(
+            path=path, reason="missing: not an SR-IOV PF, or it is gone")
+    return value
+
+
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or str(exc)
