@@ -36,11 +36,11 @@ SRIOV_FIELDS = (
 )
 
 
-class LinkStateField(fields.AutoTypedField):
+class LinkStateField(fields.AutoTypedField[str]):
     AUTO_TYPE = fields.Enum(valid_values=list(vf_state.LINK_STATES))
 
 
-class VlanProtoField(fields.AutoTypedField):
+class VlanProtoField(fields.AutoTypedField[str]):
     AUTO_TYPE = fields.Enum(valid_values=list(vf_state.VLAN_PROTOCOLS))
 
 

@@ -19,13 +19,26 @@ no root, no hardware and no network.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 from os_vif import objects as osv_objects
 from os_vif import plugin as osv_plugin
 from os_vif.objects import host_info
 from os_vif.objects import vif as osv_vif
+from oslo_config import cfg
+from oslo_log import log as logging
 
 from sriov_vif import config
+from sriov_vif import discovery
+from sriov_vif import exception
+from sriov_vif import journal
 from sriov_vif import objects
+from sriov_vif import policy
+from sriov_vif import vf_config
+from sriov_vif import vf_state
+
+LOG = logging.getLogger(__name__)
 
 PLUGIN_NAME = "sriov"
 
@@ -41,6 +54,22 @@ class SriovPlugin(osv_plugin.PluginBase):
     """Configures the VF behind a VIF on its PF and restores it on unplug."""
 
     CONFIG_OPTS = config.CONFIG_OPTS
+
+    def __init__(self, config: cfg.ConfigOpts.GroupAttr) -> None:
+        super().__init__(config)
+        # The journal is opened on first use, not here: os-vif and the
+        # config generator build plugins where state_path may not exist.
+        self._journal: journal.Journal | None = None
+        self._journal_guard = threading.Lock()
+
+    @property
+    def state_journal(self) -> journal.Journal:
+        with self._journal_guard:
+            state_path = self.config.state_path
+            if self._journal is None or (
+                    self._journal.state_path != state_path):
+                self._journal = journal.Journal(state_path)
+            return self._journal
 
     def describe(self) -> osv_objects.host_info.HostPluginInfo:
         profiles = [
@@ -66,8 +95,218 @@ class SriovPlugin(osv_plugin.PluginBase):
 
     def plug(self, vif: osv_vif.VIFBase,
              instance_info: osv_objects.instance_info.InstanceInfo) -> None:
-        raise NotImplementedError("plug lands with issue 6")
+        """Configure the VIF's VF; safe to repeat (nova replugs at start)."""
+        settings = policy.vf_settings(vif)
+        vf = discovery.find_vf(self.config.sysfs_root, vif.dev_address)
+        netdev = None
+        if policy.needs_vf_netdev(vif):
+            if vf.ifname is None:
+                raise exception.VFNetdevNotFound(
+                    address=vf.pci_address, driver=vf.driver or "none")
+            netdev = vf.ifname
+        owner = journal.Owner(
+            vif_id=vif.id,
+            instance_uuid=_info(instance_info, "uuid"),
+            instance_name=_info(instance_info, "name"),
+        )
+        with self.state_journal.locked(vf.pci_address):
+            self._plug_locked(vif, vf, settings, netdev, owner)
+
+    def _plug_locked(self, vif: osv_vif.VIFBase,
+                     vf: discovery.VirtualFunction,
+                     settings: vf_state.VFSettings, netdev: str | None,
+                     owner: journal.Owner) -> None:
+        pf_ifname = _pf_ifname(vf)
+        current = vf_config.read_vf(pf_ifname, vf.index)
+        record = self.state_journal.load(vf.pci_address)
+        fresh = record is None
+        if record is None:
+            record = journal.VFRecord(
+                pci_address=vf.pci_address,
+                pf_pci_address=vf.pf.pci_address,
+                pf_ifname=pf_ifname,
+                vf_index=vf.index,
+                owner=owner,
+                original=current,
+                changed=(),
+            )
+        elif record.owner.vif_id != owner.vif_id:
+            # nova allocated the VF to a new port while the old one was
+            # never unplugged (a crash, a lost event): the journal keeps
+            # the truly original state and the late unplug of the old VIF
+            # becomes a no-op because it no longer owns the VF.
+            LOG.warning("VF %(vf)s was still journaled for VIF %(old)s; "
+                        "VIF %(new)s takes it over, keeping the original "
+                        "state recorded then.",
+                        {"vf": vf.pci_address, "old": record.owner.vif_id,
+                         "new": owner.vif_id})
+        netdev_changed: tuple[str, ...] = ()
+        netdev_original = record.netdev
+        if netdev is not None:
+            netdev_changed = ("mac", "up")
+            if netdev_original is None or netdev_original.ifname != netdev:
+                state = vf_config.read_netdev(netdev)
+                netdev_original = journal.NetdevOriginal(
+                    ifname=netdev, mac=state.mac, up=state.up)
+        record = dataclasses.replace(
+            record,
+            owner=owner,
+            pf_ifname=pf_ifname,
+            changed=tuple(sorted(
+                set(record.changed)
+                | set(settings.complete_with(current).requested()))),
+            netdev=netdev_original,
+            netdev_changed=tuple(sorted(
+                set(record.netdev_changed) | set(netdev_changed))),
+        )
+        # Journal first: a crash after this line is repaired by restore.
+        self.state_journal.save(record)
+        try:
+            vf_config.apply_vf_settings(
+                pf_ifname, vf.index, settings, current,
+                pf_driver=vf.pf.driver or "",
+                unsupported_action=self.config.unsupported_attribute_action)
+            if netdev is not None:
+                vf_config.set_netdev(netdev, mac=settings.mac, up=True)
+        except Exception:
+            if fresh:
+                self._undo_failed_plug(record)
+            raise
+        LOG.info("Plugged VIF %(vif)s (instance %(inst)s) on VF %(vf)s "
+                 "(%(pf)s vf %(idx)d): %(settings)s",
+                 {"vif": owner.vif_id, "inst": owner.instance_uuid,
+                  "vf": vf.pci_address, "pf": pf_ifname, "idx": vf.index,
+                  "settings": settings.requested()})
 
     def unplug(self, vif: osv_vif.VIFBase,
                instance_info: osv_objects.instance_info.InstanceInfo) -> None:
-        raise NotImplementedError("unplug lands with issue 6")
+        """Put back what plug changed, if this VIF still owns the VF."""
+        if not isinstance(vif, SUPPORTED_VIFS):
+            policy.vf_settings(vif)  # raises UnsupportedVIF
+        address = discovery.validate_pci_address(vif.dev_address)
+        with self.state_journal.locked(address):
+            record = self.state_journal.load(address)
+            if record is None:
+                LOG.info("Unplug of VIF %(vif)s: VF %(vf)s has no journal "
+                         "record (never plugged, or already unplugged); "
+                         "nothing to restore.",
+                         {"vif": vif.id, "vf": address})
+                return
+            if record.owner.vif_id != vif.id:
+                LOG.warning("Unplug of VIF %(vif)s: VF %(vf)s now belongs "
+                            "to VIF %(owner)s; leaving it alone.",
+                            {"vif": vif.id, "vf": address,
+                             "owner": record.owner.vif_id})
+                return
+            self._restore_locked(record, release=True)
+
+    def restore(self, addresses: list[str] | None = None) -> list[str]:
+        """Put VFs back from the journal after a crash; return them.
+
+        With no addresses, every journaled VF is restored. The owner is
+        not checked: this is the operator's (or devstack's) tool for VFs
+        whose instances are gone.
+        """
+        wanted = (self.state_journal.addresses() if addresses is None
+                  else [discovery.validate_pci_address(a)
+                        for a in addresses])
+        restored = []
+        for address in wanted:
+            with self.state_journal.locked(address):
+                record = self.state_journal.load(address)
+                if record is None:
+                    LOG.info("VF %s has no journal record; nothing to "
+                             "restore.", address)
+                    continue
+                self._restore_locked(record, release=True)
+                restored.append(address)
+        return restored
+
+    def _undo_failed_plug(self, record: journal.VFRecord) -> None:
+        LOG.error("Plug of VIF %(vif)s on VF %(vf)s failed; putting the VF "
+                  "back as it was.",
+                  {"vif": record.owner.vif_id, "vf": record.pci_address})
+        try:
+            self._restore_locked(record, release=False)
+        except Exception:
+            # The record stays: 'sriov-vif restore' or the next plug
+            # can still finish the job. The plug error is the one to raise.
+            LOG.exception("VF %s could not be put back; its journal record "
+                          "is kept for 'sriov-vif restore'.",
+                          record.pci_address)
+
+    def _restore_locked(self, record: journal.VFRecord,
+                        release: bool) -> None:
+        """Restore the attributes the record says plug changed.
+
+        release is True when the VF becomes free: then its MAC follows
+        released_vf_mac, so that a MAC kept on a free VF cannot attract
+        the traffic of a port that now lives elsewhere.
+        """
+        pf_ifname, pf_driver = self._rediscover_pf(record)
+        target = record.original.restorable()
+        if release and self.config.released_vf_mac == "zero":
+            target = dataclasses.replace(target, mac=vf_state.ZERO_MAC)
+        keep = set(record.changed)
+        target = target.without(*(
+            f.name for f in dataclasses.fields(target) if f.name not in keep))
+        current = vf_config.read_vf(pf_ifname, record.vf_index)
+        vf_config.apply_vf_settings(
+            pf_ifname, record.vf_index, target, current,
+            pf_driver=pf_driver, unsupported_action="warn")
+        if record.netdev is not None and record.netdev_changed:
+            self._restore_netdev(record)
+        self.state_journal.remove(record.pci_address)
+        LOG.info("Restored VF %(vf)s (%(pf)s vf %(idx)d) for VIF %(vif)s: "
+                 "%(settings)s",
+                 {"vf": record.pci_address, "pf": pf_ifname,
+                  "idx": record.vf_index, "vif": record.owner.vif_id,
+                  "settings": target.requested()})
+
+    def _restore_netdev(self, record: journal.VFRecord) -> None:
+        assert record.netdev is not None
+        original = record.netdev
+        try:
+            current_ifname = discovery.vf_netdev(
+                self.config.sysfs_root, record.pci_address)
+        except exception.PciDeviceNotFound:
+            current_ifname = None
+        if current_ifname != original.ifname:
+            LOG.info("VF %(vf)s: netdev %(dev)s is gone (VF rebound?); "
+                     "nothing to restore on it.",
+                     {"vf": record.pci_address, "dev": original.ifname})
+            return
+        try:
+            vf_config.set_netdev(original.ifname, mac=original.mac,
+                                 up=original.up)
+        except exception.NetdevNotFound:
+            LOG.info("VF %(vf)s: netdev %(dev)s vanished while it was "
+                     "being restored; nothing to restore on it.",
+                     {"vf": record.pci_address, "dev": original.ifname})
+
+    def _rediscover_pf(self, record: journal.VFRecord) -> tuple[str, str]:
+        """The PF's netdev and driver now: names change across reboots."""
+        try:
+            vf = discovery.find_vf(self.config.sysfs_root, record.pci_address)
+        except exception.SriovVifError as exc:
+            LOG.warning("VF %(vf)s: cannot rediscover its PF (%(err)s); "
+                        "using the journaled PF %(pf)s.",
+                        {"vf": record.pci_address, "err": exc,
+                         "pf": record.pf_ifname})
+            return record.pf_ifname, ""
+        return _pf_ifname(vf), vf.pf.driver or ""
+
+
+def _pf_ifname(vf: discovery.VirtualFunction) -> str:
+    if vf.pf.ifname is None:
+        raise exception.PhysicalFunctionError(
+            address=vf.pci_address, reason="the PF has no netdev")
+    return vf.pf.ifname
+
+
+def _info(instance_info: osv_objects.instance_info.InstanceInfo,
+          name: str) -> str | None:
+    if instance_info is None or not instance_info.obj_attr_is_set(name):
+        return None
+    value = getattr(instance_info, name)
+    return None if value is None else str(value)

@@ -214,32 +214,32 @@ def _validate_bool(name: str, value: Any) -> None:
             name=name, value=value, reason="must be true or false")
 
 
+_INT_RANGES: Final[dict[str, tuple[int, int | None]]] = {
+    "vlan": (0, MAX_VLAN),
+    "qos": (0, MAX_QOS),
+    "min_tx_rate": (0, None),
+    "max_tx_rate": (0, None),
+}
+_CHOICES: Final[dict[str, tuple[str, ...]]] = {
+    "vlan_proto": VLAN_PROTOCOLS,
+    "link_state": LINK_STATES,
+}
+
+
 def validate_settings(settings: VFSettings) -> VFSettings:
     """Refuse anything the kernel should never be asked; return settings."""
-    if settings.mac is not None:
-        validate_mac(settings.mac)
-    if settings.vlan is not None:
-        _validate_int("vlan", settings.vlan, 0, MAX_VLAN)
-    if settings.qos is not None:
-        _validate_int("qos", settings.qos, 0, MAX_QOS)
-    if (settings.vlan_proto is not None
-            and settings.vlan_proto not in VLAN_PROTOCOLS):
-        raise exception.InvalidVFSetting(
-            name="vlan_proto", value=settings.vlan_proto,
-            reason="must be one of " + ", ".join(VLAN_PROTOCOLS))
-    if settings.spoofchk is not None:
-        _validate_bool("spoofchk", settings.spoofchk)
-    if settings.trust is not None:
-        _validate_bool("trust", settings.trust)
-    if (settings.link_state is not None
-            and settings.link_state not in LINK_STATES):
-        raise exception.InvalidVFSetting(
-            name="link_state", value=settings.link_state,
-            reason="must be one of " + ", ".join(LINK_STATES))
-    for name in ("min_tx_rate", "max_tx_rate"):
-        value = getattr(settings, name)
-        if value is not None:
-            _validate_int(name, value, 0, None)
+    for name, value in settings.requested().items():
+        if name == "mac":
+            validate_mac(value)
+        elif name in _INT_RANGES:
+            _validate_int(name, value, *_INT_RANGES[name])
+        elif name in _CHOICES:
+            if value not in _CHOICES[name]:
+                raise exception.InvalidVFSetting(
+                    name=name, value=value,
+                    reason="must be one of " + ", ".join(_CHOICES[name]))
+        else:
+            _validate_bool(name, value)
     low, high = settings.min_tx_rate, settings.max_tx_rate
     if low is not None and high is not None and high > 0 and low > high:
         raise exception.InvalidVFSetting(

@@ -1,0 +1,217 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The journal of original VF state: what to put back, and for whom.
+
+One JSON file per VF under state_path, named by the VF's PCI address,
+written before the first change to the VF, so that a crash of nova-compute
+at any point leaves enough on disk to restore the VF: unplug, a replug
+after restart and 'sriov-vif restore' all read it. Files are written
+atomically (temporary file, fsync, rename, fsync of the directory) and are
+readable by root only, since they name instances and MACs.
+
+The same module owns the per-VF lock: a thread lock for the threads of one
+nova-compute and an flock for other processes (the CLI), taken in that
+order, so that two plugs of one VF never interleave.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import threading
+from typing import Any
+from typing import Final
+
+from oslo_log import log as logging
+
+from sriov_vif import discovery
+from sriov_vif import exception
+from sriov_vif import vf_state
+
+LOG = logging.getLogger(__name__)
+
+FORMAT_VERSION: Final = 1
+_SUFFIX: Final = ".json"
+_LOCK_DIR: Final = "locks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """The VIF and instance a VF was plugged for."""
+
+    vif_id: str
+    instance_uuid: str | None = None
+    instance_name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NetdevOriginal:
+    """The VF's own host netdev before a direct VIF changed it."""
+
+    ifname: str
+    mac: str
+    up: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class VFRecord:
+    """What plug changed on one VF and what it was before.
+
+    `changed` lists the VF attributes plug asked to change, written before
+    the request: restoring an attribute that the crash kept from changing
+    writes back the value it still has, which is harmless.
+    """
+
+    pci_address: str
+    pf_pci_address: str
+    pf_ifname: str
+    vf_index: int
+    owner: Owner
+    original: vf_state.VFState
+    changed: tuple[str, ...]
+    netdev: NetdevOriginal | None = None
+    netdev_changed: tuple[str, ...] = ()
+
+    def to_primitive(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "pci_address": self.pci_address,
+            "pf_pci_address": self.pf_pci_address,
+            "pf_ifname": self.pf_ifname,
+            "vf_index": self.vf_index,
+            "owner": dataclasses.asdict(self.owner),
+            "original": self.original.to_primitive(),
+            "changed": list(self.changed),
+            "netdev": (dataclasses.asdict(self.netdev)
+                       if self.netdev is not None else None),
+            "netdev_changed": list(self.netdev_changed),
+        }
+
+    @classmethod
+    def from_primitive(cls, data: dict[str, Any]) -> VFRecord:
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unknown format version {data.get('version')!r}")
+        netdev = data.get("netdev")
+        return cls(
+            pci_address=str(data["pci_address"]),
+            pf_pci_address=str(data["pf_pci_address"]),
+            pf_ifname=str(data["pf_ifname"]),
+            vf_index=vf_state.validate_vf_index(data["vf_index"]),
+            owner=Owner(**data["owner"]),
+            original=vf_state.VFState.from_primitive(data["original"]),
+            changed=tuple(data["changed"]),
+            netdev=NetdevOriginal(**netdev) if netdev is not None else None,
+            netdev_changed=tuple(data.get("netdev_changed", ())),
+        )
+
+
+class Journal:
+    """VF records under one state directory."""
+
+    def __init__(self, state_path: str) -> None:
+        self.state_path = state_path
+        self._thread_locks: collections.defaultdict[str, threading.Lock] = (
+            collections.defaultdict(threading.Lock))
+        self._thread_locks_guard = threading.Lock()
+
+    def _path(self, pci_address: str) -> str:
+        # The address was validated by discovery; refuse anything that
+        # could still escape the directory.
+        discovery.validate_pci_address(pci_address)
+        return os.path.join(self.state_path, pci_address + _SUFFIX)
+
+    def _ensure_dir(self, path: str) -> None:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self, pci_address: str) -> collections.abc.Iterator[None]:
+        """Hold the VF's lock against threads and other processes."""
+        discovery.validate_pci_address(pci_address)
+        with self._thread_locks_guard:
+            thread_lock = self._thread_locks[pci_address]
+        with thread_lock:
+            lock_dir = os.path.join(self.state_path, _LOCK_DIR)
+            self._ensure_dir(lock_dir)
+            fd = os.open(os.path.join(lock_dir, pci_address + ".lock"),
+                         os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def load(self, pci_address: str) -> VFRecord | None:
+        """The VF's record; None when there is none or it is unreadable.
+
+        An unreadable record is moved aside (never deleted: an operator
+        may still want the original MAC in it) and logged, because
+        refusing every later plug of the VF would be worse than losing
+        the original state of one VF.
+        """
+        path = self._path(pci_address)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            return VFRecord.from_primitive(data)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError,
+                exception.SriovVifError) as exc:
+            aside = path + ".corrupt"
+            os.replace(path, aside)
+            LOG.error("VF %(vf)s: journal record %(path)s is unreadable "
+                      "(%(err)s); moved it to %(aside)s. The VF's state "
+                      "before its last plug is unknown: check it with "
+                      "'sriov-vif inventory'.",
+                      {"vf": pci_address, "path": path, "err": exc,
+                       "aside": aside})
+            return None
+
+    def save(self, record: VFRecord) -> None:
+        self._ensure_dir(self.state_path)
+        path = self._path(record.pci_address)
+        tmp = path + ".tmp"
+        data = json.dumps(record.to_primitive(), indent=1, sort_keys=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, data.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        self._fsync_dir()
+
+    def remove(self, pci_address: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(pci_address))
+            self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.state_path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def addresses(self) -> list[str]:
+        """PCI addresses of every VF with a record, sorted."""
+        try:
+            names = os.listdir(self.state_path)
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-len(_SUFFIX)] for n in names if n.endswith(_SUFFIX))

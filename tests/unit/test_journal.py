@@ -1,0 +1,140 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from sriov_vif import exception
+from sriov_vif import journal
+from sriov_vif import vf_state
+
+ADDRESS = "0000:81:10.2"
+
+
+def _record(**kw):
+    fields = dict(
+        pci_address=ADDRESS, pf_pci_address="0000:81:00.0",
+        pf_ifname="enp129s0f0", vf_index=2,
+        owner=journal.Owner("vif-1", "inst-uuid", "instance-0001"),
+        original=vf_state.VFState(
+            index=2, mac="52:54:00:aa:bb:cc", vlan=7, qos=1,
+            vlan_proto="802.1ad", spoofchk=None, trust=False,
+            link_state="auto", min_tx_rate=0, max_tx_rate=10),
+        changed=("mac", "vlan"),
+        netdev=journal.NetdevOriginal("enp129s0f0v2", "52:54:00:00:00:01",
+                                      False),
+        netdev_changed=("mac", "up"))
+    fields.update(kw)
+    return journal.VFRecord(**fields)
+
+
+def test_round_trip_is_exact(tmp_path):
+    j = journal.Journal(str(tmp_path / "state"))
+    record = _record()
+    j.save(record)
+    assert j.load(ADDRESS) == record
+    assert j.addresses() == [ADDRESS]
+
+
+def test_files_are_root_only_and_no_temporary_is_left(tmp_path):
+    state = tmp_path / "state"
+    j = journal.Journal(str(state))
+    j.save(_record())
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    path = state / (ADDRESS + ".json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert sorted(os.listdir(state)) == [ADDRESS + ".json"]
+
+
+def test_save_replaces_atomically(tmp_path):
+    j = journal.Journal(str(tmp_path))
+    j.save(_record())
+    j.save(_record(changed=("mac", "trust", "vlan")))
+    assert j.load(ADDRESS).changed == ("mac", "trust", "vlan")
+    assert j.addresses() == [ADDRESS]
+
+
+def test_missing_record_is_none_and_remove_is_idempotent(tmp_path):
+    j = journal.Journal(str(tmp_path / "never-created"))
+    assert j.load(ADDRESS) is None
+    assert j.addresses() == []
+    j.save(_record())
+    j.remove(ADDRESS)
+    j.remove(ADDRESS)
+    assert j.load(ADDRESS) is None
+
+
+@pytest.mark.parametrize("content", [
+    "{not json", json.dumps({"version": 99}), json.dumps({"version": 1}),
+    json.dumps(dict(_record().to_primitive(), vf_index=-1)),
+])
+def test_corrupt_record_is_moved_aside_and_logged(tmp_path, caplog, content):
+    j = journal.Journal(str(tmp_path))
+    (tmp_path / (ADDRESS + ".json")).write_text(content)
+    assert j.load(ADDRESS) is None
+    assert (tmp_path / (ADDRESS + ".json.corrupt")).read_text() == content
+    assert j.addresses() == []
+    assert ADDRESS in caplog.text and "unreadable" in caplog.text
+
+
+def test_addresses_are_validated_before_touching_paths(tmp_path):
+    j = journal.Journal(str(tmp_path))
+    with pytest.raises(exception.InvalidPciAddress):
+        j.load("../../etc/passwd")
+    with pytest.raises(exception.InvalidPciAddress):
+        with j.locked("0000:81:10.2/../x"):
+            pass
+
+
+def test_lock_serializes_threads_on_one_vf(tmp_path):
+    j = journal.Journal(str(tmp_path))
+    inside = []
+    overlaps = []
+
+    def worker():
+        with j.locked(ADDRESS):
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(True)
+            time.sleep(0.01)
+            inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+
+
+def test_lock_excludes_other_processes(tmp_path):
+    script = (
+        "import sys\n"
+        "from sriov_vif import journal\n"
+        "with journal.Journal(sys.argv[1]).locked(sys.argv[2]):\n"
+        "    print('locked', flush=True)\n")
+    j = journal.Journal(str(tmp_path))
+    with j.locked(ADDRESS):
+        other = subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), ADDRESS],
+            stdout=subprocess.PIPE, text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            other.wait(timeout=1.0)
+    out, _ = other.communicate(timeout=30)
+    assert out == "locked\n" and other.returncode == 0

@@ -1,0 +1,330 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Plug, unplug and restore logic against an in-memory kernel.
+
+The kernel tier proves the same behaviour on netdevsim; these tests pin the
+orchestration rules (journal first, replug keeps the original, stale
+owners, failures undo) where every failure can be injected at will.
+"""
+
+import dataclasses
+import logging
+import threading
+
+from os_vif.objects import instance_info as osv_instance
+from os_vif.objects import network as osv_network
+from os_vif.objects import vif as osv_vif
+from oslo_config import cfg
+import os_vif.objects
+import pytest
+
+from sriov_vif import config
+from sriov_vif import exception
+from sriov_vif import objects
+from sriov_vif import plugin
+from sriov_vif import sysfs_tree
+from sriov_vif import vf_config
+from sriov_vif import vf_state
+
+os_vif.objects.register_all()
+
+PF = "0000:81:00.0"
+PF_IFNAME = "enp129s0f0"
+INSTANCE = osv_instance.InstanceInfo(
+    uuid="8f8e7a2b-1111-4444-8888-000000000001", name="instance-0001")
+VIF_A = "aaaaaaaa-0000-4000-8000-000000000001"
+VIF_B = "bbbbbbbb-0000-4000-8000-000000000002"
+
+
+class FakeKernel:
+    """VF tables and netdevs with the semantics vf_config promises."""
+
+    def __init__(self, numvfs):
+        self.vfs = {
+            i: vf_state.VFState(
+                index=i, mac="00:00:00:00:00:00", vlan=0, qos=0,
+                vlan_proto="802.1Q", spoofchk=False, trust=False,
+                link_state="auto", min_tx_rate=0, max_tx_rate=0)
+            for i in range(numvfs)}
+        self.netdevs = {}
+        self.applied = []
+        self.refuse = None   # attribute name the "driver" refuses
+        self.crash_after_apply = False
+        self.fail_set_netdev = False
+        self.lock = threading.Lock()
+
+    def read_vf(self, pf_ifname, vf_index):
+        assert pf_ifname == PF_IFNAME
+        return self.vfs[vf_index]
+
+    def apply_vf_settings(self, pf_ifname, vf_index, settings, current,
+                          pf_driver, unsupported_action):
+        assert pf_ifname == PF_IFNAME
+        request = settings.complete_with(current).differing_from(current)
+        if self.refuse in request.requested():
+            raise exception.VFAttributeRefused(
+                pf_ifname=pf_ifname, driver=pf_driver, vf_index=vf_index,
+                attribute=self.refuse, reason="Invalid argument")
+        if request.is_empty():  # vf_config sends nothing then
+            return current
+        with self.lock:
+            self.vfs[vf_index] = dataclasses.replace(
+                self.vfs[vf_index], **request.requested())
+            self.applied.append((vf_index, request.requested()))
+        if self.crash_after_apply:
+            raise SystemExit("nova-compute killed")
+        return self.vfs[vf_index]
+
+    def read_netdev(self, ifname):
+        mac, up = self.netdevs[ifname]
+        return vf_config.NetdevState(mac=mac, up=up)
+
+    def set_netdev(self, ifname, mac=None, up=None):
+        if self.fail_set_netdev:
+            raise exception.NetdevNotFound(ifname=ifname)
+        old_mac, old_up = self.netdevs[ifname]
+        self.netdevs[ifname] = (mac or old_mac, old_up if up is None else up)
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    fake = FakeKernel(numvfs=16)
+    for name in ("read_vf", "apply_vf_settings", "read_netdev",
+                 "set_netdev"):
+        monkeypatch.setattr(vf_config, name, getattr(fake, name))
+    return fake
+
+
+@pytest.fixture
+def host(tmp_path, kernel):
+    tree = sysfs_tree.SysfsTree(str(tmp_path / "sys"))
+    built = tree.add_pf(PF, [PF_IFNAME], driver="ice", numvfs=16,
+                        vf_driver="iavf")
+    for vf in built.vfs:
+        kernel.netdevs[vf.ifname] = ("52:54:00:00:00:%02x" % vf.index, False)
+    tree.bind(built.vf(1).pci_address, "vfio-pci")
+    return built
+
+
+@pytest.fixture
+def conf(tmp_path):
+    conf = cfg.ConfigOpts()
+    conf.register_opts(config.CONFIG_OPTS, group=config.GROUP)
+    conf([])
+    conf.set_override("sysfs_root", str(tmp_path / "sys"), config.GROUP)
+    conf.set_override("state_path", str(tmp_path / "state"), config.GROUP)
+    return conf
+
+
+@pytest.fixture
+def sriov(conf, host):
+    return plugin.SriovPlugin(conf[config.GROUP])
+
+
+def _hostdev(host, index, vif_id=VIF_A, vlan=100, **profile):
+    return osv_vif.VIFHostDevice(
+        id=vif_id, address="fa:16:3e:00:00:%02x" % index, plugin="sriov",
+        dev_type="ethernet", dev_address=host.vf(index).pci_address,
+        network=osv_network.Network(vlan=vlan),
+        port_profile=objects.VIFPortProfileSRIOV(**profile))
+
+
+def _direct(host, index, vif_id=VIF_A):
+    return osv_vif.VIFDirect(
+        id=vif_id, address="fa:16:3e:00:01:%02x" % index, plugin="sriov",
+        dev_address=host.vf(index).pci_address, mode="passthrough",
+        vif_name="macvtap0", network=osv_network.Network(vlan=200))
+
+
+def test_plug_applies_policy_and_unplug_restores(sriov, host, kernel):
+    original = kernel.vfs[1]
+    vif = _hostdev(host, 1, trusted=True, vlan_qos=3, vlan_proto="802.1ad",
+                   max_tx_rate=100)
+    sriov.plug(vif, INSTANCE)
+    assert kernel.vfs[1] == dataclasses.replace(
+        original, mac="fa:16:3e:00:00:01", vlan=100, qos=3,
+        vlan_proto="802.1ad", trust=True, max_tx_rate=100)
+    record = sriov.state_journal.load(host.vf(1).pci_address)
+    assert record.original == original
+    assert record.owner.vif_id == VIF_A
+    assert record.owner.instance_uuid == INSTANCE.uuid
+    sriov.unplug(vif, INSTANCE)
+    assert kernel.vfs[1] == original
+    assert sriov.state_journal.addresses() == []
+
+
+def test_unplug_restores_only_what_plug_changed(sriov, host, kernel):
+    vif = _hostdev(host, 2, trusted=True)
+    sriov.plug(vif, INSTANCE)
+    # Someone else changes an attribute plug never touched.
+    kernel.vfs[2] = dataclasses.replace(kernel.vfs[2], spoofchk=True)
+    sriov.unplug(vif, INSTANCE)
+    assert kernel.vfs[2].spoofchk is True
+    assert kernel.vfs[2].trust is False and kernel.vfs[2].vlan == 0
+
+
+def test_released_mac_is_zeroed_or_restored(conf, sriov, host, kernel):
+    kernel.vfs[3] = dataclasses.replace(kernel.vfs[3],
+                                        mac="52:54:00:12:34:56")
+    vif = _hostdev(host, 3)
+    sriov.plug(vif, INSTANCE)
+    sriov.unplug(vif, INSTANCE)
+    assert kernel.vfs[3].mac == vf_state.ZERO_MAC
+    conf.set_override("released_vf_mac", "restore", config.GROUP)
+    sriov.plug(vif, INSTANCE)
+    sriov.unplug(vif, INSTANCE)
+    assert kernel.vfs[3].mac == vf_state.ZERO_MAC  # the original now
+    kernel.vfs[3] = dataclasses.replace(kernel.vfs[3],
+                                        mac="52:54:00:12:34:56")
+    sriov.plug(vif, INSTANCE)
+    sriov.unplug(vif, INSTANCE)
+    assert kernel.vfs[3].mac == "52:54:00:12:34:56"
+
+
+def test_replug_after_restart_keeps_the_original(conf, sriov, host, kernel):
+    original = kernel.vfs[4]
+    vif = _hostdev(host, 4, trusted=True)
+    sriov.plug(vif, INSTANCE)
+    restarted = plugin.SriovPlugin(conf[config.GROUP])
+    restarted.plug(vif, INSTANCE)
+    restarted.plug(vif, INSTANCE)
+    assert restarted.state_journal.load(
+        host.vf(4).pci_address).original == original
+    assert len(kernel.applied) == 1  # nothing left to change on replug
+    restarted.unplug(vif, INSTANCE)
+    assert kernel.vfs[4] == original
+
+
+def test_unknown_and_repeated_unplug_are_logged_noops(sriov, host, kernel,
+                                                      caplog):
+    caplog.set_level(logging.INFO)
+    vif = _hostdev(host, 5)
+    sriov.unplug(vif, INSTANCE)
+    assert "nothing to restore" in caplog.text
+    assert kernel.applied == []
+    sriov.plug(vif, INSTANCE)
+    sriov.unplug(vif, INSTANCE)
+    applied = len(kernel.applied)
+    sriov.unplug(vif, INSTANCE)
+    assert len(kernel.applied) == applied
+
+
+def test_stale_owner_cannot_reset_a_vf_with_a_new_owner(sriov, host, kernel,
+                                                        caplog):
+    original = kernel.vfs[6]
+    old = _hostdev(host, 6, vif_id=VIF_A, vlan=10)
+    new = _hostdev(host, 6, vif_id=VIF_B, vlan=20, trusted=True)
+    sriov.plug(old, INSTANCE)
+    sriov.plug(new, INSTANCE)
+    assert "takes it over" in caplog.text
+    sriov.unplug(old, INSTANCE)
+    assert "now belongs to VIF " + VIF_B in caplog.text
+    assert (kernel.vfs[6].vlan, kernel.vfs[6].trust) == (20, True)
+    sriov.unplug(new, INSTANCE)
+    assert kernel.vfs[6] == original
+
+
+def test_refused_attribute_leaves_vf_and_journal_clean(sriov, host, kernel):
+    original = kernel.vfs[7]
+    kernel.refuse = "max_tx_rate"
+    with pytest.raises(exception.VFAttributeRefused, match="max_tx_rate"):
+        sriov.plug(_hostdev(host, 7, max_tx_rate=100000), INSTANCE)
+    assert kernel.vfs[7] == original
+    assert sriov.state_journal.addresses() == []
+
+
+def test_crash_after_the_change_is_repaired_by_restore(conf, sriov, host,
+                                                       kernel):
+    original = kernel.vfs[8]
+    kernel.crash_after_apply = True
+    with pytest.raises(SystemExit):
+        sriov.plug(_hostdev(host, 8, trusted=True), INSTANCE)
+    assert kernel.vfs[8] != original
+    kernel.crash_after_apply = False
+    restarted = plugin.SriovPlugin(conf[config.GROUP])
+    assert restarted.restore() == [host.vf(8).pci_address]
+    assert kernel.vfs[8] == original
+    assert restarted.restore() == []
+
+
+def test_direct_configures_and_restores_the_vf_netdev(sriov, host, kernel):
+    netdev = host.vf(9).ifname
+    before = kernel.netdevs[netdev]
+    vif = _direct(host, 9)
+    sriov.plug(vif, INSTANCE)
+    assert kernel.netdevs[netdev] == ("fa:16:3e:00:01:09", True)
+    assert kernel.vfs[9].vlan == 200
+    sriov.unplug(vif, INSTANCE)
+    assert kernel.netdevs[netdev] == before
+
+
+def test_direct_netdev_failure_undoes_the_vf(sriov, host, kernel):
+    original = kernel.vfs[10]
+    kernel.fail_set_netdev = True
+    with pytest.raises(exception.NetdevNotFound):
+        sriov.plug(_direct(host, 10), INSTANCE)
+    assert kernel.vfs[10] == original
+    assert sriov.state_journal.addresses() == []
+
+
+def test_direct_on_vfio_vf_fails_before_any_change(sriov, host, kernel):
+    with pytest.raises(exception.VFNetdevNotFound,
+                       match=host.vf(1).pci_address):
+        sriov.plug(_direct(host, 1), INSTANCE)
+    assert kernel.applied == []
+    assert sriov.state_journal.addresses() == []
+
+
+def test_bad_input_changes_nothing(sriov, host, kernel):
+    with pytest.raises(exception.UnsupportedVIF):
+        sriov.plug(_hostdev(host, 11, vlan_qos=9), INSTANCE)
+    gone = osv_vif.VIFHostDevice(
+        id=VIF_A, address="fa:16:3e:00:00:01", plugin="sriov",
+        dev_type="ethernet", dev_address="0000:99:00.1")
+    with pytest.raises(exception.PciDeviceNotFound):
+        sriov.plug(gone, INSTANCE)
+    assert kernel.applied == []
+    assert sriov.state_journal.addresses() == []
+
+
+def test_corrupt_journal_on_unplug_is_logged(sriov, host, kernel, caplog):
+    caplog.set_level(logging.INFO)
+    vif = _hostdev(host, 12)
+    sriov.plug(vif, INSTANCE)
+    path = sriov.state_journal._path(host.vf(12).pci_address)
+    with open(path, "w") as f:
+        f.write("{")
+    sriov.unplug(vif, INSTANCE)
+    assert "unreadable" in caplog.text and "nothing to restore" in caplog.text
+
+
+def test_concurrent_plugs_on_one_pf(sriov, host, kernel):
+    vifs = [_hostdev(host, i, vif_id=f"cccccccc-0000-4000-8000-{i:012d}",
+                     vlan=100 + i) for i in range(16)]
+    errors = []
+
+    def plug(vif):
+        try:
+            sriov.plug(vif, INSTANCE)
+        except Exception as exc:  # noqa: BLE001 - collected for the assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=plug, args=(v,)) for v in vifs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [kernel.vfs[i].vlan for i in range(16)] == [
+        100 + i for i in range(16)]
+    assert len(sriov.state_journal.addresses()) == 16
