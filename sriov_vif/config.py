@@ -38,8 +38,9 @@ CONFIG_OPTS: list[cfg.Opt] = [
         help="Directory where the original state of every VF the plugin "
              "changed is journaled, one file per VF, so that unplug and "
              "'sriov-vif restore' can put it back after a crash or restart "
-             "of nova-compute. Must survive reboots of the service and be "
-             "writable by root only."),
+             "of nova-compute. Must survive restarts of the service and "
+             "belong to the user nova-compute runs as; records are "
+             "readable by that user only."),
     cfg.StrOpt(
         "unsupported_attribute_action",
         default="fail",

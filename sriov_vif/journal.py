@@ -17,7 +17,8 @@ written before the first change to the VF, so that a crash of nova-compute
 at any point leaves enough on disk to restore the VF: unplug, a replug
 after restart and 'sriov-vif restore' all read it. Files are written
 atomically (temporary file, fsync, rename, fsync of the directory) and are
-readable by root only, since they name instances and MACs.
+readable only by the owner of the directory (the user nova-compute runs
+as), since they name instances and MACs.
 
 The same module owns the per-VF lock: a thread lock for the threads of one
 nova-compute and an flock for other processes (the CLI), taken in that
@@ -146,9 +147,13 @@ class Journal:
         with thread_lock:
             lock_dir = os.path.join(self.state_path, _LOCK_DIR)
             self._ensure_dir(lock_dir)
+            if os.geteuid() == 0:
+                owner = os.stat(self.state_path)
+                os.chown(lock_dir, owner.st_uid, owner.st_gid)
             fd = os.open(os.path.join(lock_dir, pci_address + ".lock"),
                          os.O_RDWR | os.O_CREAT, 0o600)
             try:
+                self._give_to_directory_owner(fd)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
@@ -169,6 +174,10 @@ class Journal:
             return VFRecord.from_primitive(data)
         except FileNotFoundError:
             return None
+        except PermissionError as exc:
+            # Not corruption: a record another user wrote. Moving it aside
+            # would lose the original state of a VF still in use.
+            raise exception.JournalError(path=path, reason=str(exc)) from exc
         except (OSError, ValueError, KeyError, TypeError,
                 exception.SriovVifError) as exc:
             aside = path + ".corrupt"
@@ -189,12 +198,25 @@ class Journal:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.fchmod(fd, 0o600)
+            self._give_to_directory_owner(fd)
             os.write(fd, data.encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
         self._fsync_dir()
+
+    def _give_to_directory_owner(self, fd: int) -> None:
+        """Keep files the CLI writes as root usable by nova-compute.
+
+        nova-compute writes the journal as its own user (under devstack,
+        not root); a record an operator's root shell created would
+        otherwise lock that user out of the VF's original state.
+        """
+        if os.geteuid() != 0:
+            return
+        owner = os.stat(self.state_path)
+        os.fchown(fd, owner.st_uid, owner.st_gid)
 
     def remove(self, pci_address: str) -> None:
         with contextlib.suppress(FileNotFoundError):

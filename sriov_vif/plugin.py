@@ -97,7 +97,17 @@ class SriovPlugin(osv_plugin.PluginBase):
              instance_info: osv_objects.instance_info.InstanceInfo) -> None:
         """Configure the VIF's VF; safe to repeat (nova replugs at start)."""
         settings = policy.vf_settings(vif)
-        vf = discovery.find_vf(self.config.sysfs_root, vif.dev_address)
+        try:
+            vf = discovery.find_vf(self.config.sysfs_root, vif.dev_address)
+        except exception.NotAVirtualFunction:
+            if not policy.passes_whole_device(vif):
+                raise
+            # neutron's direct-physical ports pass a whole PF: there is
+            # no VF, and so nothing on a PF, to configure.
+            LOG.info("VIF %(vif)s passes the whole PCI device %(dev)s to "
+                     "the guest; nothing to configure on the host.",
+                     {"vif": vif.id, "dev": vif.dev_address})
+            return
         netdev = None
         if policy.needs_vf_netdev(vif):
             if vf.ifname is None:

@@ -92,3 +92,9 @@ def vf_settings(vif: osv_vif.VIFBase) -> vf_state.VFSettings:
 def needs_vf_netdev(vif: osv_vif.VIFBase) -> bool:
     """A direct VIF stacks macvtap on the VF's host netdev."""
     return isinstance(vif, osv_vif.VIFDirect)
+
+
+def passes_whole_device(vif: osv_vif.VIFBase) -> bool:
+    """A generic hostdev may be a whole PF (neutron's direct-physical)."""
+    return (isinstance(vif, osv_vif.VIFHostDevice)
+            and vif.dev_type == "generic")

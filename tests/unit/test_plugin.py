@@ -328,3 +328,19 @@ def test_concurrent_plugs_on_one_pf(sriov, host, kernel):
     assert [kernel.vfs[i].vlan for i in range(16)] == [
         100 + i for i in range(16)]
     assert len(sriov.state_journal.addresses()) == 16
+
+
+def test_generic_hostdev_of_a_whole_pf_configures_nothing(sriov, host,
+                                                          kernel):
+    vif = osv_vif.VIFHostDevice(
+        id=VIF_A, address="fa:16:3e:00:00:99", plugin="sriov",
+        dev_type="generic", dev_address=PF)
+    sriov.plug(vif, INSTANCE)
+    sriov.unplug(vif, INSTANCE)
+    assert kernel.applied == []
+    assert sriov.state_journal.addresses() == []
+    ethernet = osv_vif.VIFHostDevice(
+        id=VIF_A, address="fa:16:3e:00:00:99", plugin="sriov",
+        dev_type="ethernet", dev_address=PF)
+    with pytest.raises(exception.NotAVirtualFunction, match=PF):
+        sriov.plug(ethernet, INSTANCE)
