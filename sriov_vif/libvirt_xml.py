@@ -59,6 +59,9 @@ NET_MODELS: Final = (
     "e1000", "e1000e", "igb", "rtl8139", "netfront", "usb-net",
     "spapr-vlan", "lan9118", "scm91c111", "vlance", "vmxnet", "vmxnet2",
     "vmxnet3", "Am79C970A", "Am79C973", "82540EM", "82545EM", "82543GC",
+    # QEMU models libvirt passes through by name, which nova offers for
+    # kvm/qemu images (hw_vif_model); "scm91c111" is libvirt's spelling.
+    "ne2k_pci", "pcnet",
 )
 VIRTIO_MODELS: Final = (
     "virtio", "virtio-transitional", "virtio-non-transitional")
