@@ -21,11 +21,11 @@ import dataclasses
 import logging
 import threading
 
+import os_vif.objects
 from os_vif.objects import instance_info as osv_instance
 from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
 from oslo_config import cfg
-import os_vif.objects
 import pytest
 
 from sriov_vif import config
@@ -111,7 +111,7 @@ def host(tmp_path, kernel):
     built = tree.add_pf(PF, [PF_IFNAME], driver="ice", numvfs=16,
                         vf_driver="iavf")
     for vf in built.vfs:
-        kernel.netdevs[vf.ifname] = ("52:54:00:00:00:%02x" % vf.index, False)
+        kernel.netdevs[vf.ifname] = (f"52:54:00:00:00:{vf.index:02x}", False)
     tree.bind(built.vf(1).pci_address, "vfio-pci")
     return built
 
@@ -133,7 +133,7 @@ def sriov(conf, host):
 
 def _hostdev(host, index, vif_id=VIF_A, vlan=100, **profile):
     return osv_vif.VIFHostDevice(
-        id=vif_id, address="fa:16:3e:00:00:%02x" % index, plugin="sriov",
+        id=vif_id, address=f"fa:16:3e:00:00:{index:02x}", plugin="sriov",
         dev_type="ethernet", dev_address=host.vf(index).pci_address,
         network=osv_network.Network(vlan=vlan),
         port_profile=objects.VIFPortProfileSRIOV(**profile))
@@ -141,7 +141,7 @@ def _hostdev(host, index, vif_id=VIF_A, vlan=100, **profile):
 
 def _direct(host, index, vif_id=VIF_A):
     return osv_vif.VIFDirect(
-        id=vif_id, address="fa:16:3e:00:01:%02x" % index, plugin="sriov",
+        id=vif_id, address=f"fa:16:3e:00:01:{index:02x}", plugin="sriov",
         dev_address=host.vf(index).pci_address, mode="passthrough",
         vif_name="macvtap0", network=osv_network.Network(vlan=200))
 
