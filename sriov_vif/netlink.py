@@ -1,0 +1,620 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The privileged half: rtnetlink requests for VFs and VF netdevs.
+
+Everything here that is decorated with `vif_plug.entrypoint` runs in the
+privsep daemon. The entrypoints are deliberately narrow (read one PF's VF
+table, apply settings to one VF, read or set one netdev's MAC and up
+state), take and return msgpack primitives only, and validate every
+argument themselves before any netlink call: the daemon trusts no caller.
+
+Requests are built with message classes of our own rather than pyroute2's
+ifinfmsg, for two reasons. pyroute2 0.9.7 encodes ifla_vf_vlan_info in 14
+bytes where the kernel's struct (three __u32 and a __be16) is 16 and the
+kernel refuses anything shorter with EINVAL, which breaks every 802.1ad
+request; and patching pyroute2's classes would change them for every
+other user of pyroute2 in the process (nova-compute loads os-vif's other
+plugins). Our classes describe exactly the kernel structs we send and
+nothing else. Replies are decoded with pyroute2's own classes.
+
+The kernel applies the attributes of one VF in a fixed order (MAC, VLAN,
+VLAN list, TX rate, rate, spoof check, link state, RSS query, trust) and
+stops at the first error without saying which one failed, leaving the
+earlier ones applied. apply_vf_settings therefore reads the VF back after
+a failure, names the first attribute in kernel order that did not take
+effect, and rolls back the ones that did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+import contextlib
+import dataclasses
+import errno
+import os
+from typing import Any
+from typing import Final
+
+from oslo_log import log as logging
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink import NLM_F_ACK
+from pyroute2.netlink import NLM_F_REQUEST
+from pyroute2.netlink import nla
+from pyroute2.netlink import nlmsg
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_GETLINK
+from pyroute2.netlink.rtnl import RTM_SETLINK
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+from sriov_vif import exception
+from sriov_vif import privsep
+from sriov_vif import vf_state
+from sriov_vif.vf_state import VFSettings
+from sriov_vif.vf_state import VFState
+
+LOG = logging.getLogger(__name__)
+
+RTEXT_FILTER_VF: Final = 1
+RTEXT_FILTER_SKIP_STATS: Final = 8
+# Without per-VF stats the VF list of a 256-VF PF still fits the 16-bit
+# nla_len of IFLA_VFINFO_LIST; kernels that predate SKIP_STATS ignore it.
+VF_TABLE_EXT_MASK: Final = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS
+
+ETH_P_8021Q: Final = 0x8100
+ETH_P_8021AD: Final = 0x88A8
+VLAN_PROTO_CODES: Final = {"802.1Q": ETH_P_8021Q, "802.1ad": ETH_P_8021AD}
+LINK_STATE_CODES: Final = {"auto": 0, "enable": 1, "disable": 2}
+# spoofchk and trust of a driver that does not report them.
+UNREPORTED: Final = 0xFFFFFFFF
+
+# The attributes of do_setvfinfo() in the order the kernel applies them,
+# each with the VFSettings fields it carries. IFLA_VF_VLAN and
+# IFLA_VF_VLAN_LIST both carry the VLAN group and sit next to each
+# other, so one entry stands for both.
+KERNEL_ORDER: Final = (
+    ("mac", ("mac",)),
+    ("vlan", ("vlan", "qos", "vlan_proto")),
+    ("rate", ("min_tx_rate", "max_tx_rate")),
+    ("spoofchk", ("spoofchk",)),
+    ("link_state", ("link_state",)),
+    ("trust", ("trust",)),
+)
+
+# Errors that say the driver cannot do an attribute at all.
+UNSUPPORTED_ERRNOS: Final = frozenset({errno.EOPNOTSUPP,
+                                       errno.EPROTONOSUPPORT})
+
+
+class _VFAttrs(nla):  # type: ignore[misc]
+    """IFLA_VF_INFO: the attributes of one VF, as the kernel's structs."""
+
+    nla_map = (
+        (1, "IFLA_VF_MAC", "vf_mac"),
+        (2, "IFLA_VF_VLAN", "vf_vlan"),
+        (4, "IFLA_VF_SPOOFCHK", "vf_setting"),
+        (5, "IFLA_VF_LINK_STATE", "vf_setting"),
+        (6, "IFLA_VF_RATE", "vf_rate"),
+        (9, "IFLA_VF_TRUST", "vf_setting"),
+        (12, "IFLA_VF_VLAN_LIST", "vf_vlan_list"),
+    )
+
+    class vf_mac(nla):  # type: ignore[misc]
+        # struct ifla_vf_mac: the MAC is a 32-byte array (room for
+        # InfiniBand addresses), zero-padded.
+        fields = (("vf", "I"), ("mac", "32s"))
+
+    class vf_vlan(nla):  # type: ignore[misc]
+        fields = (("vf", "I"), ("vlan", "I"), ("qos", "I"))
+
+    class vf_setting(nla):  # type: ignore[misc]
+        # ifla_vf_spoofchk, ifla_vf_link_state and ifla_vf_trust.
+        fields = (("vf", "I"), ("setting", "I"))
+
+    class vf_rate(nla):  # type: ignore[misc]
+        fields = (("vf", "I"), ("min_tx_rate", "I"), ("max_tx_rate", "I"))
+
+    class vf_vlan_list(nla):  # type: ignore[misc]
+        nla_map = ((1, "IFLA_VF_VLAN_INFO", "vf_vlan_info"),)
+
+        class vf_vlan_info(nla):  # type: ignore[misc]
+            # struct ifla_vf_vlan_info is three __u32 and a __be16, which
+            # the C compiler pads to 16 bytes; since the fix for
+            # CVE-2024-36017 the kernel refuses an entry shorter than
+            # that. The padding is the fix for pyroute2's 14 bytes.
+            fields = (
+                ("vf", "I"),
+                ("vlan", "I"),
+                ("qos", "I"),
+                ("proto", ">H"),
+                ("__pad", "2x"),
+            )
+
+
+class _VFInfoList(nla):  # type: ignore[misc]
+    nla_map = ((1, "IFLA_VF_INFO", "vf_info"),)
+    vf_info = _VFAttrs
+
+
+class SetVFMessage(nlmsg):  # type: ignore[misc]
+    """RTM_SETLINK for a PF, addressed by name, carrying VF attributes."""
+
+    # struct ifinfomsg
+    fields = (
+        ("family", "B"),
+        ("__align", "x"),
+        ("ifi_type", "H"),
+        ("index", "i"),
+        ("flags", "I"),
+        ("change", "I"),
+    )
+    nla_map = (
+        (3, "IFLA_IFNAME", "asciiz"),
+        (22, "IFLA_VFINFO_LIST", "vf_info_list"),
+    )
+    vf_info_list = _VFInfoList
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def vf_attributes(vf_index: int,
+                  settings: VFSettings) -> list[tuple[str, Any]]:
+    """The IFLA_VF_* attributes that apply settings to one VF.
+
+    The VLAN group and the rate group must be complete (see
+    VFSettings.complete_with): their kernel structs have no "unset".
+    802.1Q goes as IFLA_VF_VLAN, which every kernel and driver knows;
+    only 802.1ad needs IFLA_VF_VLAN_LIST.
+    """
+    requested = settings.requested()
+    for _name, fields in KERNEL_ORDER:
+        present = [f for f in fields if f in requested]
+        if present and len(present) != len(fields):
+            missing = sorted(set(fields) - set(present))
+            raise exception.InvalidVFSetting(
+                name=missing[0], value=None,
+                reason=f"must be sent together with {', '.join(present)}")
+    attrs: list[tuple[str, Any]] = []
+    if settings.mac is not None:
+        attrs.append(("IFLA_VF_MAC",
+                      {"vf": vf_index, "mac": _mac_bytes(settings.mac)}))
+    if settings.vlan is not None:
+        if settings.vlan_proto == "802.1Q":
+            attrs.append(("IFLA_VF_VLAN", {
+                "vf": vf_index, "vlan": settings.vlan, "qos": settings.qos}))
+        else:
+            info = {"vf": vf_index, "vlan": settings.vlan,
+                    "qos": settings.qos,
+                    "proto": VLAN_PROTO_CODES[str(settings.vlan_proto)]}
+            attrs.append(("IFLA_VF_VLAN_LIST",
+                          {"attrs": [("IFLA_VF_VLAN_INFO", info)]}))
+    if settings.max_tx_rate is not None:
+        attrs.append(("IFLA_VF_RATE", {
+            "vf": vf_index, "min_tx_rate": settings.min_tx_rate,
+            "max_tx_rate": settings.max_tx_rate}))
+    if settings.spoofchk is not None:
+        attrs.append(("IFLA_VF_SPOOFCHK",
+                      {"vf": vf_index, "setting": int(settings.spoofchk)}))
+    if settings.link_state is not None:
+        attrs.append(("IFLA_VF_LINK_STATE", {
+            "vf": vf_index,
+            "setting": LINK_STATE_CODES[settings.link_state]}))
+    if settings.trust is not None:
+        attrs.append(("IFLA_VF_TRUST",
+                      {"vf": vf_index, "setting": int(settings.trust)}))
+    return attrs
+
+
+def build_set_vf_message(pf_ifname: str, vf_index: int,
+                         settings: VFSettings) -> SetVFMessage:
+    """One RTM_SETLINK carrying every requested attribute of one VF."""
+    msg = SetVFMessage()
+    msg["family"] = 0
+    msg["index"] = 0  # 0: the kernel looks the PF up by IFLA_IFNAME
+    msg["attrs"] = [
+        ("IFLA_IFNAME", pf_ifname),
+        ("IFLA_VFINFO_LIST", {"attrs": [
+            ("IFLA_VF_INFO",
+             {"attrs": vf_attributes(vf_index, settings)}),
+        ]}),
+    ]
+    return msg
+
+
+def _link_state_name(code: int, pf_ifname: str, vf_index: int) -> str:
+    for name, value in LINK_STATE_CODES.items():
+        if value == code:
+            return name
+    raise exception.VFConfigError(
+        pf_ifname=pf_ifname, vf_index=vf_index,
+        reason=f"the kernel reports an unknown link state {code}")
+
+
+def _vlan_proto_name(code: int, pf_ifname: str, vf_index: int) -> str:
+    if code == ETH_P_8021AD:
+        return "802.1ad"
+    # netdevsim reports 0 for a VF whose VLAN was never set; the kernel
+    # itself presets 802.1Q for drivers that report nothing.
+    if code in (ETH_P_8021Q, 0):
+        return "802.1Q"
+    raise exception.VFConfigError(
+        pf_ifname=pf_ifname, vf_index=vf_index,
+        reason=f"the kernel reports an unknown VLAN protocol {code:#06x}")
+
+
+def _optional_bool(value: int) -> bool | None:
+    return None if value == UNREPORTED else bool(value)
+
+
+def _decode_vf(vf_info: Any, pf_ifname: str) -> VFState:
+    mac = vf_info.get("IFLA_VF_MAC")
+    index = int(mac["vf"])
+    vlan = vf_info.get("IFLA_VF_VLAN")
+    proto = ETH_P_8021Q
+    vlan_list = vf_info.get("IFLA_VF_VLAN_LIST")
+    if vlan_list is not None:
+        entries = vlan_list.get_attrs("IFLA_VF_VLAN_INFO")
+        if entries:
+            proto = int(entries[0]["proto"])
+    rate = vf_info.get("IFLA_VF_RATE")
+    if rate is not None:
+        min_rate, max_rate = int(rate["min_tx_rate"]), int(rate["max_tx_rate"])
+    else:
+        tx_rate = vf_info.get("IFLA_VF_TX_RATE")
+        min_rate = 0
+        max_rate = int(tx_rate["tx_rate"]) if tx_rate is not None else 0
+    spoofchk = vf_info.get("IFLA_VF_SPOOFCHK")
+    trust = vf_info.get("IFLA_VF_TRUST")
+    link_state = vf_info.get("IFLA_VF_LINK_STATE")
+    return VFState(
+        index=index,
+        mac=str(mac["mac"]),
+        vlan=int(vlan["vlan"]) if vlan is not None else 0,
+        qos=int(vlan["qos"]) if vlan is not None else 0,
+        vlan_proto=_vlan_proto_name(proto, pf_ifname, index),
+        spoofchk=(_optional_bool(int(spoofchk["spoofchk"]))
+                  if spoofchk is not None else None),
+        trust=(_optional_bool(int(trust["trust"]))
+               if trust is not None else None),
+        link_state=(_link_state_name(int(link_state["link_state"]),
+                                     pf_ifname, index)
+                    if link_state is not None else "auto"),
+        min_tx_rate=min_rate,
+        max_tx_rate=max_rate,
+    )
+
+
+def decode_vf_table(msg: Any, pf_ifname: str) -> tuple[int, list[VFState]]:
+    """(IFLA_NUM_VF, the VFs) of an RTM_NEWLINK reply for a PF.
+
+    Each VF is identified by the index the kernel put inside its structs,
+    never by its position in the list.
+    """
+    num_vfs = int(msg.get("IFLA_NUM_VF") or 0)
+    vf_list = msg.get("IFLA_VFINFO_LIST")
+    if vf_list is None:
+        return num_vfs, []
+    return num_vfs, [_decode_vf(info, pf_ifname)
+                     for info in vf_list.get_attrs("IFLA_VF_INFO")]
+
+
+def first_unapplied(request: VFSettings, after: VFState) -> str | None:
+    """The first kernel attribute of request that after does not show."""
+    requested = request.requested()
+    for name, fields in KERNEL_ORDER:
+        if any(f in requested and getattr(after, f) != requested[f]
+               for f in fields):
+            return name
+    return None
+
+
+def rollback_settings(request: VFSettings, before: VFState,
+                      after: VFState) -> VFSettings:
+    """The settings that undo what of request took effect.
+
+    Whole kernel attributes, taken from before: a VLAN or rate struct
+    cannot be sent half.
+    """
+    requested = request.requested()
+    restore = before.restorable().requested()
+    undo: dict[str, Any] = {}
+    for _name, fields in KERNEL_ORDER:
+        if not any(f in requested for f in fields):
+            continue
+        if any(getattr(after, f) != getattr(before, f) for f in fields):
+            undo.update({f: restore[f] for f in fields if f in restore})
+    return VFSettings(**undo)
+
+
+def _fields_of(attribute: str | None) -> tuple[str, ...]:
+    return dict(KERNEL_ORDER).get(attribute or "", ())
+
+
+# Privileged side.
+
+class Rtnl:
+    """Blocking rtnetlink requests, on pyroute2's AsyncIPRoute.
+
+    pyroute2 0.9.7's synchronous IPRoute.nlm_request fails (KeyError
+    'nlm_generator'), and it is the only way to send a message class of
+    our own; the asynchronous API works, so each Rtnl runs it on a
+    private event loop. One Rtnl serves one entrypoint call, in whatever
+    thread privsep runs it.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._ipr = self._loop.run_until_complete(self._open())
+        except BaseException:
+            self._loop.close()
+            raise
+
+    @staticmethod
+    async def _open() -> Any:
+        # groups=0: no multicast subscriptions, only our own replies.
+        return AsyncIPRoute(groups=0)
+
+    async def _request(self, msg: Any, msg_type: int) -> list[Any]:
+        replies = await self._ipr.nlm_request(
+            msg, msg_type=msg_type, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+        return [reply async for reply in replies]
+
+    def request(self, msg: Any, msg_type: int) -> list[Any]:
+        """Send msg and return the replies; NetlinkError on an error."""
+        return self._loop.run_until_complete(self._request(msg, msg_type))
+
+    def close(self) -> None:
+        try:
+            self._ipr.close()
+            # let the transport finish closing its socket on our loop
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.close()
+
+
+@contextlib.contextmanager
+def _rtnl() -> Iterator[Rtnl]:
+    rtnl = Rtnl()
+    try:
+        yield rtnl
+    finally:
+        rtnl.close()
+
+
+def _get_link(rtnl: Rtnl, ifname: str, ext_mask: int) -> Any:
+    msg = ifinfmsg()
+    msg["family"] = 0
+    msg["index"] = 0
+    msg["attrs"] = [("IFLA_IFNAME", ifname), ("IFLA_EXT_MASK", ext_mask)]
+    try:
+        replies = rtnl.request(msg, RTM_GETLINK)
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            raise exception.NetdevNotFound(ifname=ifname) from None
+        raise
+    for reply in replies:
+        if reply.get("IFLA_IFNAME") == ifname:
+            return reply
+    raise exception.NetdevNotFound(ifname=ifname)
+
+
+def _read_vfs(rtnl: Rtnl, pf_ifname: str) -> tuple[int, list[VFState]]:
+    return decode_vf_table(_get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
+                           pf_ifname)
+
+
+def _send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
+             settings: VFSettings) -> None:
+    rtnl.request(build_set_vf_message(pf_ifname, vf_index, settings),
+                 RTM_SETLINK)
+
+
+def _missing_cap_reason() -> str:
+    return ("the kernel refused the request (EPERM): the privsep daemon "
+            "lacks CAP_NET_ADMIN")
+
+
+def _settings_arg(data: Any) -> VFSettings:
+    if not isinstance(data, dict) or not all(
+            isinstance(key, str) for key in data):
+        raise exception.InvalidVFSetting(
+            name="settings", value=data,
+            reason="must be a mapping of VF attribute names to values")
+    return vf_state.validate_settings(VFSettings.from_primitive(data))
+
+
+def _state_arg(data: Any, vf_index: int) -> VFState:
+    names = [f.name for f in dataclasses.fields(VFState)]
+    if not isinstance(data, dict) or sorted(data) != sorted(names):
+        raise exception.InvalidVFSetting(
+            name="before", value=data,
+            reason="must be a VF state with exactly the fields "
+                   + ", ".join(names))
+    state = VFState.from_primitive(data)
+    if vf_state.validate_vf_index(state.index) != vf_index:
+        raise exception.InvalidVFSetting(
+            name="before.index", value=state.index,
+            reason=f"is the state of another VF than {vf_index}")
+    vf_state.validate_settings(state.restorable())
+    return state
+
+
+@privsep.vif_plug.entrypoint
+def read_vf_table(pf_ifname: str) -> dict[str, Any]:
+    """{"num_vfs": IFLA_NUM_VF, "vfs": [VFState primitives]} of a PF."""
+    pf_ifname = vf_state.validate_ifname(pf_ifname)
+    with _rtnl() as rtnl:
+        num_vfs, vfs = _read_vfs(rtnl, pf_ifname)
+    return {"num_vfs": num_vfs, "vfs": [vf.to_primitive() for vf in vfs]}
+
+
+@privsep.vif_plug.entrypoint
+def apply_vf_settings(pf_ifname: str, vf_index: int,
+                      settings: dict[str, Any],
+                      before: dict[str, Any]) -> dict[str, Any]:
+    """Apply settings to one VF in one request; undo it if refused.
+
+    before is the VF's state right before this request, what a refused
+    request is rolled back to. The VLAN and rate groups are completed
+    from it. Returns {"refused": None} when the kernel accepted the
+    request, else {"refused": {...}} describing the refusal after the VF
+    was rolled back: the caller decides whether to retry without the
+    refused attribute, and builds the error with what it knows (the
+    driver), which an exception would lose on its way through privsep.
+    """
+    pf_ifname = vf_state.validate_ifname(pf_ifname)
+    vf_index = vf_state.validate_vf_index(vf_index)
+    request = _settings_arg(settings)
+    state_before = _state_arg(before, vf_index)
+    request = vf_state.validate_settings(request.complete_with(state_before))
+    if request.is_empty():
+        return {"refused": None}
+    with _rtnl() as rtnl:
+        try:
+            _send_vf(rtnl, pf_ifname, vf_index, request)
+        except NetlinkError as exc:
+            return {"refused": _handle_refusal(
+                rtnl, pf_ifname, vf_index, request, state_before, exc.code)}
+    return {"refused": None}
+
+
+def _handle_refusal(rtnl: Rtnl, pf_ifname: str, vf_index: int,
+                    request: VFSettings, before: VFState,
+                    code: int) -> dict[str, Any]:
+    if code == errno.ENODEV:
+        raise exception.NetdevNotFound(ifname=pf_ifname)
+    if code == errno.EPERM:
+        raise exception.VFConfigError(
+            pf_ifname=pf_ifname, vf_index=vf_index,
+            reason=_missing_cap_reason())
+    num_vfs, vfs = _read_vfs(rtnl, pf_ifname)
+    after = {vf.index: vf for vf in vfs}.get(vf_index)
+    refusal: dict[str, Any] = {
+        "errno": code,
+        "num_vfs": num_vfs,
+        "vf_present": after is not None,
+        "attribute": None,
+        "fields": [],
+        "rolled_back": [],
+    }
+    if after is None:
+        # Nothing can have been applied to a VF the PF does not report
+        # (no SR-IOV, or an index past the VF count): the kernel refused
+        # the first attribute.
+        first = next(name for name, fields in KERNEL_ORDER
+                     if any(f in request.requested() for f in fields))
+        refusal["attribute"] = first
+        refusal["fields"] = list(_fields_of(first))
+        return refusal
+    attribute = first_unapplied(request, after)
+    refusal["attribute"] = attribute
+    refusal["fields"] = list(_fields_of(attribute))
+    undo = rollback_settings(request, before, after)
+    if undo.is_empty():
+        return refusal
+    LOG.info("PF %(pf)s refused %(attr)s of VF %(vf)d (%(err)s); rolling "
+             "back %(undo)s",
+             {"pf": pf_ifname, "attr": attribute, "vf": vf_index,
+              "err": os.strerror(code), "undo": undo.requested()})
+    undo = undo.complete_with(before)
+    try:
+        _send_vf(rtnl, pf_ifname, vf_index, undo)
+    except NetlinkError as exc:
+        raise exception.VFConfigError(
+            pf_ifname=pf_ifname, vf_index=vf_index,
+            reason=f"the kernel refused {attribute} ({os.strerror(code)}) "
+                   f"after applying part of the request, and refused the "
+                   f"rollback of {sorted(undo.requested())} too "
+                   f"({os.strerror(exc.code)}); the VF is now {after}"
+        ) from None
+    _num, vfs = _read_vfs(rtnl, pf_ifname)
+    restored = {vf.index: vf for vf in vfs}.get(vf_index)
+    left = (first_unapplied(undo, restored) if restored is not None
+            else "the VF")
+    if left is not None:
+        raise exception.VFConfigError(
+            pf_ifname=pf_ifname, vf_index=vf_index,
+            reason=f"the kernel refused {attribute} ({os.strerror(code)}) "
+                   f"after applying part of the request; the rollback was "
+                   f"accepted but {left} did not return to {before}")
+    refusal["rolled_back"] = sorted(undo.requested())
+    return refusal
+
+
+def _netdev_error(ifname: str, exc: NetlinkError) -> Exception:
+    if exc.code == errno.ENODEV:
+        return exception.NetdevNotFound(ifname=ifname)
+    if exc.code == errno.EPERM:
+        return exception.NetdevConfigError(
+            ifname=ifname, reason=_missing_cap_reason())
+    return exception.NetdevConfigError(
+        ifname=ifname,
+        reason=f"{os.strerror(exc.code)} ({errno.errorcode.get(exc.code)})")
+
+
+@privsep.vif_plug.entrypoint
+def read_netdev(ifname: str) -> dict[str, Any]:
+    """{"mac": ..., "up": ...} of a netdev (the VF's own, for direct)."""
+    ifname = vf_state.validate_ifname(ifname)
+    with _rtnl() as rtnl:
+        link = _get_link(rtnl, ifname, 0)
+    return {"mac": str(link.get("IFLA_ADDRESS")),
+            "up": bool(link["flags"] & IFF_UP)}
+
+
+def _set_link(rtnl: Rtnl, ifname: str, mac: str | None,
+              up: bool | None) -> None:
+    msg = ifinfmsg()
+    msg["family"] = 0
+    msg["index"] = 0
+    msg["attrs"] = [("IFLA_IFNAME", ifname)]
+    if mac is not None:
+        msg["attrs"].append(("IFLA_ADDRESS", mac))
+    if up is not None:
+        msg["flags"] = IFF_UP if up else 0
+        msg["change"] = IFF_UP
+    try:
+        rtnl.request(msg, RTM_SETLINK)
+    except NetlinkError as exc:
+        raise _netdev_error(ifname, exc) from None
+
+
+@privsep.vif_plug.entrypoint
+def set_netdev(ifname: str, mac: str | None, up: bool | None) -> None:
+    """Set a netdev's MAC and/or up state.
+
+    The kernel changes the address before the flags within one request,
+    which is the right order to bring a device up with a new MAC; taking
+    it down comes first, as a request of its own, so the MAC never
+    changes on a device that is up and on its way down.
+    """
+    ifname = vf_state.validate_ifname(ifname)
+    if mac is not None:
+        mac = vf_state.validate_mac(mac, allow_zero=False)
+    if up is not None and not isinstance(up, bool):
+        raise exception.InvalidVFSetting(
+            name="up", value=up, reason="must be true, false or null")
+    if mac is None and up is None:
+        return
+    with _rtnl() as rtnl:
+        if up is False:
+            _set_link(rtnl, ifname, None, False)
+            up = None
+            if mac is None:
+                return
+        _set_link(rtnl, ifname, mac, up)

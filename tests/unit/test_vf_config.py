@@ -1,0 +1,359 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The unprivileged client: policy, validation, typed results.
+
+The privileged entrypoints are replaced by recorders that answer what
+the daemon would, after the trip through privsep's msgpack channel
+(tuples for lists). tests/unit/test_netlink.py covers the entrypoints
+themselves and the two halves together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+
+import msgpack
+import pytest
+
+from sriov_vif import exception
+from sriov_vif import netlink
+from sriov_vif import pf_drivers
+from sriov_vif import vf_config
+from sriov_vif.vf_state import VFSettings
+from sriov_vif.vf_state import VFState
+
+PF = "enp1s0f0"
+MAC = "52:54:00:12:34:56"
+
+
+def wire(value):
+    return msgpack.unpackb(msgpack.packb(value, use_bin_type=True),
+                           use_list=False, raw=False, strict_map_key=False)
+
+
+def vf(index, **changes):
+    state = VFState(index=index, mac="00:00:00:00:00:00", vlan=0, qos=0,
+                    vlan_proto="802.1Q", spoofchk=False, trust=False,
+                    link_state="auto", min_tx_rate=0, max_tx_rate=0)
+    return dataclasses.replace(state, **changes)
+
+
+def refusal(attribute, code, vf_present=True, num_vfs=8):
+    return {"refused": {
+        "errno": code, "num_vfs": num_vfs, "vf_present": vf_present,
+        "attribute": attribute,
+        "fields": list(dict(netlink.KERNEL_ORDER).get(attribute, ())),
+        "rolled_back": []}}
+
+
+class Daemon:
+    """Stands in for the privileged entrypoints; records every call."""
+
+    def __init__(self, vfs=(), num_vfs=None):
+        self.vfs = list(vfs)
+        self.num_vfs = len(self.vfs) if num_vfs is None else num_vfs
+        self.calls = []
+        self.outcomes = []
+        self.tables = []
+
+    def read_vf_table(self, pf_ifname):
+        self.calls.append(("read_vf_table", pf_ifname))
+        vfs = self.tables.pop(0) if self.tables else self.vfs
+        return wire({"num_vfs": self.num_vfs,
+                     "vfs": [v.to_primitive() for v in vfs]})
+
+    def apply_vf_settings(self, pf_ifname, vf_index, settings, before):
+        self.calls.append(("apply_vf_settings", pf_ifname, vf_index,
+                           wire(settings), wire(before)))
+        return wire(self.outcomes.pop(0) if self.outcomes
+                    else {"refused": None})
+
+    def read_netdev(self, ifname):
+        self.calls.append(("read_netdev", ifname))
+        return wire({"mac": MAC, "up": True})
+
+    def set_netdev(self, ifname, mac, up):
+        self.calls.append(("set_netdev", ifname, mac, up))
+
+    def applied(self):
+        return [call[3] for call in self.calls
+                if call[0] == "apply_vf_settings"]
+
+
+@pytest.fixture
+def daemon(monkeypatch):
+    fake = Daemon(vfs=[vf(i) for i in range(8)])
+    for name in ("read_vf_table", "apply_vf_settings", "read_netdev",
+                 "set_netdev"):
+        monkeypatch.setattr(netlink, name, getattr(fake, name))
+    monkeypatch.setattr(vf_config, "MAC_READBACK_INTERVAL", 0)
+    return fake
+
+
+def apply(settings, current=None, driver="netdevsim", action="fail",
+          index=1):
+    return vf_config.apply_vf_settings(
+        PF, index, settings, current or vf(index), pf_driver=driver,
+        unsupported_action=action)
+
+
+# Reading.
+
+def test_table_is_keyed_by_vf_index(daemon):
+    daemon.vfs = [vf(3, vlan=3), vf(0), vf(1, trust=None), vf(2)]
+    daemon.num_vfs = 4
+    table = vf_config.read_vf_table(PF)
+    assert table == {v.index: v for v in daemon.vfs}
+
+
+def test_a_truncated_table_is_an_error_not_a_short_answer(daemon):
+    daemon.vfs = [vf(i) for i in range(35)]
+    daemon.num_vfs = 256
+    with pytest.raises(exception.VFTableIncomplete) as err:
+        vf_config.read_vf_table(PF)
+    assert "reported 35 of the 256 VFs of enp1s0f0" in str(err.value)
+    # a VF that made it into the list can still be read alone
+    assert vf_config.read_vf(PF, 34) == vf(34)
+    with pytest.raises(exception.VFTableIncomplete):
+        vf_config.read_vf(PF, 35)
+
+
+def test_read_vf_past_the_count(daemon):
+    with pytest.raises(exception.VFIndexOutOfRange) as err:
+        vf_config.read_vf(PF, 8)
+    assert str(err.value) == ("VF 8 does not exist on enp1s0f0 "
+                              "(it has 8 VFs)")
+
+
+# What is sent.
+
+def test_everything_goes_in_one_request_and_the_state_is_computed(daemon):
+    settings = VFSettings(mac=MAC, vlan=100, qos=3, vlan_proto="802.1ad",
+                          spoofchk=True, trust=True, link_state="enable",
+                          min_tx_rate=10, max_tx_rate=100)
+    state = apply(settings)
+    assert daemon.applied() == [settings.requested()]
+    assert state == vf(1, **settings.requested())
+    # no read-back for a driver that applies the MAC synchronously
+    assert [c[0] for c in daemon.calls] == ["apply_vf_settings"]
+
+
+def test_groups_are_completed_and_equal_values_dropped(daemon):
+    current = vf(1, vlan=7, qos=3, vlan_proto="802.1ad", min_tx_rate=10,
+                 max_tx_rate=100, trust=True)
+    apply(VFSettings(vlan=8, max_tx_rate=200, trust=True, spoofchk=False),
+          current)
+    assert daemon.applied() == [{
+        "vlan": 8, "qos": 3, "vlan_proto": "802.1ad", "min_tx_rate": 10,
+        "max_tx_rate": 200}]
+    # the pre-request state travels along for the rollback
+    assert daemon.calls[0][4] == current.to_primitive()
+
+
+def test_nothing_to_change_sends_nothing(daemon):
+    current = vf(1, mac=MAC, vlan=5)
+    assert apply(VFSettings(mac=MAC, vlan=5, qos=0), current) is current
+    assert daemon.calls == []
+
+
+# Driver profiles.
+
+def test_profile_gap_fails_before_any_request(daemon):
+    with pytest.raises(exception.VFAttributeUnsupported) as err:
+        apply(VFSettings(mac=MAC, link_state="enable"), driver="igb")
+    assert str(err.value) == ("PF driver igb of enp1s0f0 cannot set "
+                              "link_state=enable on VF 1")
+    assert daemon.calls == []
+
+
+def test_profile_gap_warns_and_applies_the_rest(daemon, caplog):
+    caplog.set_level(logging.WARNING, logger="sriov_vif.vf_config")
+    state = apply(VFSettings(mac=MAC, link_state="enable", min_tx_rate=10,
+                             max_tx_rate=100),
+                  driver="igb", action="warn")
+    assert daemon.applied() == [{"mac": MAC, "min_tx_rate": 0,
+                                 "max_tx_rate": 100}]
+    assert state == vf(1, mac=MAC, max_tx_rate=100)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert ("PF enp1s0f0 (driver igb) cannot set link_state=enable on VF 1"
+            in messages[0])
+    assert "min_tx_rate=10" in messages[1]
+
+
+def test_unsupported_vlan_protocol_drops_the_whole_vlan(daemon, caplog):
+    caplog.set_level(logging.WARNING, logger="sriov_vif.vf_config")
+    apply(VFSettings(mac=MAC, vlan=5, qos=1, vlan_proto="802.1ad"),
+          driver="mlx5_core", action="warn")
+    assert daemon.applied() == [{"mac": MAC}]
+    assert "vlan_proto=802.1ad" in caplog.records[0].getMessage()
+
+
+def test_value_already_set_is_no_gap(daemon):
+    # igb reports link state auto; restoring "auto" must not fail
+    apply(VFSettings(mac=MAC, link_state="auto", min_tx_rate=0),
+          driver="igb")
+    assert daemon.applied() == [{"mac": MAC}]
+
+
+def test_unknown_driver_gets_the_default_profile_and_a_mac_check(daemon):
+    daemon.tables = [[vf(1)], [vf(1)], [vf(1, mac=MAC)]]
+    daemon.num_vfs = 8
+    state = apply(VFSettings(mac=MAC), driver="bnxt_en")
+    assert state == vf(1, mac=MAC)
+    assert [c[0] for c in daemon.calls] == [
+        "apply_vf_settings", "read_vf_table", "read_vf_table",
+        "read_vf_table"]
+
+
+def test_async_mac_that_never_shows_up_is_an_error(daemon):
+    with pytest.raises(exception.VFConfigError) as err:
+        apply(VFSettings(mac=MAC), driver="i40e")
+    assert "accepted MAC 52:54:00:12:34:56 but still reports " \
+           "00:00:00:00:00:00" in str(err.value)
+    assert len(daemon.calls) == 1 + vf_config.MAC_READBACK_ATTEMPTS
+
+
+# Refusals at runtime.
+
+def test_eopnotsupp_fails_naming_attribute_pf_driver_and_vf(daemon):
+    daemon.outcomes = [refusal("rate", errno.EOPNOTSUPP)]
+    with pytest.raises(exception.VFAttributeUnsupported) as err:
+        apply(VFSettings(mac=MAC, max_tx_rate=100))
+    assert str(err.value) == (
+        "PF driver netdevsim of enp1s0f0 cannot set min_tx_rate=0, "
+        "max_tx_rate=100 (the kernel answered Operation not supported "
+        "(EOPNOTSUPP)) on VF 1")
+
+
+@pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.EPROTONOSUPPORT])
+def test_unsupported_at_runtime_warns_and_retries_the_rest(daemon, caplog,
+                                                          code):
+    caplog.set_level(logging.WARNING, logger="sriov_vif.vf_config")
+    daemon.outcomes = [refusal("vlan", code)]
+    state = apply(VFSettings(mac=MAC, vlan=5, qos=0, vlan_proto="802.1ad",
+                             trust=True), action="warn")
+    assert daemon.applied() == [
+        {"mac": MAC, "vlan": 5, "qos": 0, "vlan_proto": "802.1ad",
+         "trust": True},
+        {"mac": MAC, "trust": True},
+    ]
+    assert state == vf(1, mac=MAC, trust=True)
+    (record,) = caplog.records
+    assert "PF enp1s0f0 (driver netdevsim) refused vlan=5, qos=0, " \
+           "vlan_proto=802.1ad on VF 1" in record.getMessage()
+
+
+def test_einval_is_refused_even_in_warn_mode(daemon):
+    daemon.outcomes = [refusal("trust", errno.EINVAL)]
+    with pytest.raises(exception.VFAttributeRefused) as err:
+        apply(VFSettings(trust=True), action="warn")
+    assert str(err.value) == (
+        "PF enp1s0f0 (driver netdevsim) refused trust=True for VF 1: "
+        "Invalid argument (EINVAL); the VF was left as it was")
+
+
+def test_other_errors_are_refusals_with_the_errno(daemon):
+    daemon.outcomes = [refusal("mac", errno.EAGAIN)]
+    with pytest.raises(exception.VFAttributeRefused) as err:
+        apply(VFSettings(mac=MAC), driver="i40e")
+    assert "Resource temporarily unavailable (EAGAIN)" in str(err.value)
+
+
+@pytest.mark.parametrize("num_vfs", [8, 0])
+def test_a_vf_the_pf_does_not_have(daemon, num_vfs):
+    daemon.outcomes = [refusal("mac", errno.EINVAL, vf_present=False,
+                               num_vfs=num_vfs)]
+    with pytest.raises(exception.VFIndexOutOfRange) as err:
+        apply(VFSettings(mac=MAC), index=0 if num_vfs == 0 else 9)
+    assert f"(it has {num_vfs} VFs)" in str(err.value)
+
+
+def test_a_link_without_sriov_is_unsupported_and_never_retried(daemon):
+    daemon.outcomes = [refusal("mac", errno.EOPNOTSUPP, vf_present=False,
+                               num_vfs=0)]
+    with pytest.raises(exception.VFAttributeUnsupported) as err:
+        apply(VFSettings(mac=MAC, trust=True), action="warn", index=0)
+    assert "cannot set mac=52:54:00:12:34:56" in str(err.value)
+    assert len(daemon.applied()) == 1
+
+
+def test_refusal_of_no_particular_attribute(daemon):
+    daemon.outcomes = [refusal(None, errno.EBUSY)]
+    with pytest.raises(exception.VFAttributeRefused) as err:
+        apply(VFSettings(mac=MAC, trust=True))
+    assert ("refused the request (mac=52:54:00:12:34:56, trust=True), "
+            "though every attribute of it read back as requested"
+            in str(err.value))
+
+
+def test_retries_are_bounded(daemon):
+    # a daemon that keeps refusing something the request does not hold
+    daemon.outcomes = [refusal("link_state", errno.EOPNOTSUPP)] * 20
+    with pytest.raises(exception.VFConfigError) as err:
+        apply(VFSettings(trust=True), action="warn")
+    assert "gave up after 7 requests" in str(err.value)
+    assert len(daemon.applied()) == len(netlink.KERNEL_ORDER) + 1
+
+
+# Validation happens here, before anything privileged.
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"pf_ifname": "eth0 x"}, exception.InvalidInterfaceName),
+    ({"vf_index": -1}, exception.InvalidVFSetting),
+    ({"settings": VFSettings(qos=8)}, exception.InvalidVFSetting),
+    ({"settings": VFSettings(mac="01:00:00:00:00:01")},
+     exception.InvalidVFSetting),
+    ({"settings": VFSettings(max_tx_rate=5)}, exception.InvalidVFSetting),
+    ({"current": vf(2)}, exception.InvalidVFSetting),
+    ({"unsupported_action": "ignore"}, exception.InvalidVFSetting),
+])
+def test_bad_arguments_fail_before_the_daemon(daemon, kwargs, error):
+    args = {"pf_ifname": PF, "vf_index": 1, "settings": VFSettings(mac=MAC),
+            "current": vf(1, min_tx_rate=10, max_tx_rate=20),
+            "pf_driver": "netdevsim", "unsupported_action": "fail"}
+    args.update(kwargs)
+    with pytest.raises(error):
+        vf_config.apply_vf_settings(**args)
+    assert daemon.calls == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda: vf_config.read_vf_table("a/b"),
+    lambda: vf_config.read_vf("eth0", 4096),
+    lambda: vf_config.read_netdev(""),
+    lambda: vf_config.set_netdev("m0", mac="00:00:00:00:00:00"),
+    lambda: vf_config.set_netdev("m0", up="yes"),
+])
+def test_bad_reads_and_netdev_changes_fail_before_the_daemon(daemon, call):
+    with pytest.raises((exception.InvalidInterfaceName,
+                        exception.InvalidVFSetting)):
+        call()
+    assert daemon.calls == []
+
+
+# The VF's own netdev.
+
+def test_netdev_state_and_change(daemon):
+    assert vf_config.read_netdev("m0") == vf_config.NetdevState(
+        mac=MAC, up=True)
+    vf_config.set_netdev("m0", mac=MAC, up=False)
+    vf_config.set_netdev("m0")
+    assert daemon.calls[1:] == [("set_netdev", "m0", MAC, False),
+                                ("set_netdev", "m0", None, None)]
+
+
+def test_profiles_in_use_are_the_registered_ones():
+    assert pf_drivers.load("netdevsim") is pf_drivers.NETDEVSIM
