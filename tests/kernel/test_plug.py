@@ -335,3 +335,42 @@ def test_port_binding_end_to_end(host):
     assert 'type="hostdev"' in xml and '<tag id="321"' in xml
     os_vif.unplug(vif, INSTANCE)
     assert host.all_vfs() == before
+
+
+@pytest.fixture
+def switchdev(host):
+    """netdevsim in switchdev mode refuses VF rates, after MAC and VLAN."""
+    device = os.path.basename(os.path.realpath(
+        f"/sys/class/net/{host.pf_ifname}/device"))
+    devlink = f"netdevsim/{device}"
+    subprocess.run(["devlink", "dev", "eswitch", "set", devlink, "mode",
+                    "switchdev"], check=True)
+    yield host
+    subprocess.run(["devlink", "dev", "eswitch", "set", devlink, "mode",
+                    "legacy"], check=False)
+
+
+def test_driver_refusal_mid_request_leaves_the_vf_as_it_was(switchdev):
+    host = switchdev
+    before = host.all_vfs()
+    vif = _hostdev(host, 12, trusted=True, max_tx_rate=100)
+    with pytest.raises(osv_exception.PlugException, match="max_tx_rate"):
+        os_vif.plug(vif, INSTANCE)
+    # The kernel had applied MAC and VLAN before it refused the rate.
+    assert host.all_vfs() == before
+    assert host.journal().addresses() == []
+
+
+def test_warn_mode_skips_what_the_driver_refuses(switchdev):
+    host = switchdev
+    before = host.vf(13)
+    cfg.CONF.set_override("unsupported_attribute_action", "warn",
+                          config.GROUP)
+    vif = _hostdev(host, 13, trusted=True, max_tx_rate=100)
+    os_vif.plug(vif, INSTANCE)
+    vf = host.vf(13)
+    assert (vf["address"], vf["trust"]) == ("fa:16:3e:00:00:0d", True)
+    assert vf["vlan_list"][0]["vlan"] == 100
+    assert vf["rate"]["max_tx"] == before["rate"]["max_tx"]
+    os_vif.unplug(vif, INSTANCE)
+    assert host.vf(13) == before
