@@ -121,11 +121,6 @@ class JournalError(SriovVifError):
     msg_fmt = "VF state journal %(path)s: %(reason)s"
 
 
-class VFOwnedByOtherVIF(SriovVifError):
-    msg_fmt = ("VF %(address)s is owned by VIF %(owner)s, not %(vif_id)s; "
-               "refusing to change it")
-
-
 # Operator tooling.
 
 class LibvirtUnavailable(SriovVifError):
