@@ -1,0 +1,147 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Fixtures of the kernel tier: netdevsim PFs, the privsep daemon, readers.
+
+These tests only mean something on the guest kernel that
+`tox -e kernel` boots (python -m sriov_vif.kernel_guest run -- ...).
+Anywhere else the session stops with an error instead of skipping: a
+kernel tier that silently skips is a kernel tier that proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+import itertools
+import json
+from pathlib import Path
+import subprocess
+import sys
+from typing import Any
+
+from oslo_config import cfg
+from oslo_privsep import priv_context
+import pytest
+
+from sriov_vif import config
+from sriov_vif import exception
+from sriov_vif import kernel_guest
+from sriov_vif import privsep  # registers [sriov_vif_privileged]
+from tests.kernel import rtnl_readback
+
+# Not run outside the guest (e.g. by pytest tests/ on the host)
+NOT_IN_GUEST = pytest.ExitCode.USAGE_ERROR
+# Well above any id a test or the demo picks by hand.
+_FIRST_DEV_ID = 100
+_dev_ids = itertools.count(_FIRST_DEV_ID)
+
+NetdevsimFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_test_guest() -> None:
+    """Stop the whole session unless we run in the guest with netdevsim."""
+    if not kernel_guest.in_guest():
+        pytest.exit(
+            "tests/kernel must run inside the kernel test guest: "
+            "tox -e kernel, or python -m sriov_vif.kernel_guest run -- "
+            "python -m pytest tests/kernel", returncode=NOT_IN_GUEST)
+    try:
+        kernel_guest.load_netdevsim()
+    except exception.NetdevsimError as exc:
+        pytest.exit(f"netdevsim is unusable in the guest: {exc}",
+                    returncode=NOT_IN_GUEST)
+
+
+def _free_dev_id() -> int:
+    for dev_id in _dev_ids:
+        if not Path(f"/sys/bus/netdevsim/devices/netdevsim{dev_id}").exists():
+            return dev_id
+    raise AssertionError("unreachable: itertools.count is endless")
+
+
+@pytest.fixture
+def netdevsim_pf_factory() -> Iterator[NetdevsimFactory]:
+    """make(numvfs, max_vfs=None) -> PF ifname; deleted after the test.
+
+    Each call creates a new netdevsim device with one port, so tests never
+    see VF settings another test left behind.
+    """
+    created: list[int] = []
+
+    def make(numvfs: int, max_vfs: int | None = None) -> str:
+        dev_id = _free_dev_id()
+        ifname = kernel_guest.create_netdevsim_pf(dev_id, numvfs, max_vfs)
+        created.append(dev_id)
+        return ifname
+
+    yield make
+    for dev_id in reversed(created):
+        kernel_guest.destroy_netdevsim(dev_id)
+
+
+@pytest.fixture
+def netdevsim_pf(netdevsim_pf_factory: NetdevsimFactory) -> str:
+    """A fresh netdevsim PF with 8 VFs, all at netdevsim's defaults."""
+    return netdevsim_pf_factory(8)
+
+
+def _ip_link_json(ifname: str) -> dict[str, Any]:
+    result = subprocess.run(["ip", "-j", "-d", "link", "show", ifname],
+                            capture_output=True, text=True, check=True)
+    links: list[dict[str, Any]] = json.loads(result.stdout)
+    assert len(links) == 1, links
+    return links[0]
+
+
+@pytest.fixture
+def ip_link_json() -> Callable[[str], dict[str, Any]]:
+    """`ip -j -d link show IFNAME`, parsed: the independent read-back.
+
+    iproute2 shares no code with sriov_vif. Above about 220 VFs it
+    truncates the VF list (it prints "Truncated VF list"); use vf_table
+    there.
+    """
+    return _ip_link_json
+
+
+@pytest.fixture
+def vf_table() -> Callable[[str], rtnl_readback.VFTable]:
+    """The whole VF table of a PF, read with stats skipped (any count)."""
+    return rtnl_readback.read_vf_table
+
+
+@pytest.fixture(scope="session")
+def privsep_daemon() -> Iterator[priv_context.PrivContext]:
+    """The real privsep daemon of sriov_vif.privsep.vif_plug.
+
+    Started the way a deployment starts it: helper_command in
+    [sriov_vif_privileged] names this environment's privsep-helper, and
+    oslo.privsep runs it (as it would on the first entrypoint call) and
+    talks to it over its socket. Started here rather than by the first
+    test so that a daemon that cannot start fails this fixture with
+    oslo.privsep's own error.
+    """
+    helper = Path(sys.prefix) / "bin" / "privsep-helper"
+    if not helper.is_file():
+        pytest.fail(f"{helper} is missing: oslo.privsep is not installed "
+                    f"in {sys.prefix}")
+    cfg.CONF.set_override("helper_command", str(helper),
+                          group=config.PRIVSEP_GROUP)
+    privsep.vif_plug.start(priv_context.Method.ROOTWRAP)
+    try:
+        yield privsep.vif_plug
+    finally:
+        privsep.vif_plug.stop()
+        cfg.CONF.clear_override("helper_command",
+                                group=config.PRIVSEP_GROUP)
