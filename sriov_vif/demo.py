@@ -32,6 +32,7 @@ import sys
 import tempfile
 from typing import Any
 from typing import TextIO
+import xml.etree.ElementTree as ET
 
 import os_vif
 from os_vif.objects import instance_info as osv_instance_info
@@ -158,7 +159,10 @@ def _guest(out: TextIO) -> int:
     conf.set_override("state_path", os.path.join(workdir, "state"),
                       config.GROUP)
     helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
-    conf.set_override("helper_command", helper, config.PRIVSEP_GROUP)
+    # The daemon relays its import-time warnings (eventlet's deprecation)
+    # as log lines: noise in a demonstration.
+    conf.set_override("helper_command", f"env PYTHONWARNINGS=ignore {helper}",
+                      config.PRIVSEP_GROUP)
     os_vif.initialize()
     state = journal.Journal(os.path.join(workdir, "state"))
 
@@ -168,10 +172,15 @@ def _guest(out: TextIO) -> int:
 
     vifs = _vifs(built)
     step("libvirt XML nova-compute would put in the domain")
+    out.write("(The hostdev VIF asks for VLAN QoS and 802.1ad, which libvirt "
+              "would reset when the guest starts: it becomes a plain "
+              "<hostdev>, and MAC and VLAN are the plugin's alone.)\n")
     for vif in vifs:
         netdev = DIRECT_NETDEV if isinstance(vif, osv_vif.VIFDirect)             else None
         out.write(f"{type(vif).__name__} {vif.id}:\n")
-        out.write(libvirt_xml.interface_xml(vif, vf_netdev=netdev) + "\n")
+        element = libvirt_xml.interface_element(vif, vf_netdev=netdev)
+        ET.indent(element)
+        out.write(ET.tostring(element, encoding="unicode") + "\n")
 
     step("os_vif.plug of the hostdev VIF (VF 1) and the direct VIF (VF 2)")
     instance = osv_instance_info.InstanceInfo(**INSTANCE)
@@ -212,10 +221,8 @@ def main(in_guest: bool, out: TextIO) -> int:
     if in_guest:
         return _guest(out)
     out.write("sriov-vif demo: preparing a Debian kernel with netdevsim "
-              "(first run: a few minutes).\n")
-    out.flush()
-    kernel_guest.prepare()
-    out.write("Booting the guest under QEMU (software emulation, ~15 s).\n")
+              "(first run: a few minutes), then booting it under QEMU "
+              "(software emulation, about a minute).\n")
     out.flush()
     return kernel_guest.run([sys.executable, "-m", "sriov_vif.cli",
                              "demo", "--in-guest"])
