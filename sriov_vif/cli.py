@@ -46,11 +46,10 @@ from oslo_privsep import priv_context
 
 from sriov_vif import config
 from sriov_vif import conversion
-from sriov_vif import discovery
 from sriov_vif import exception
 from sriov_vif import inventory
 from sriov_vif import journal
-from sriov_vif import libvirt_xml
+from sriov_vif import nova_integration
 from sriov_vif import objects  # noqa: F401  (registers the port profile)
 from sriov_vif import plugin
 from sriov_vif import privsep
@@ -97,12 +96,9 @@ def _start_privsep() -> None:
         privsep.vif_plug.start(priv_context.Method.FORK)
 
 
-def _vf_netdev(vif: osv_vif.VIFBase) -> str | None:
-    if not isinstance(vif, osv_vif.VIFDirect):
-        return None
-    vf = discovery.find_vf(cfg.CONF[config.GROUP].sysfs_root,
-                           vif.dev_address)
-    return vf.ifname
+def _device_xml(vif: osv_vif.VIFBase) -> str:
+    return nova_integration.device_xml(
+        vif, cfg.CONF[config.GROUP].sysfs_root)
 
 
 def _instance(args: argparse.Namespace) -> osv_instance_info.InstanceInfo:
@@ -134,7 +130,7 @@ def cmd_convert(args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_xml(args: argparse.Namespace, out: TextIO) -> None:
     vif = _read_vif(args.file)
-    out.write(libvirt_xml.interface_xml(vif, vf_netdev=_vf_netdev(vif)))
+    out.write(_device_xml(vif))
     out.write("\n")
 
 
@@ -176,7 +172,7 @@ def _libvirt_domain(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def cmd_attach(args: argparse.Namespace, out: TextIO) -> None:
     vif = _read_vif(args.file)
-    device = libvirt_xml.interface_xml(vif, vf_netdev=_vf_netdev(vif))
+    device = _device_xml(vif)
     libvirt, domain = _libvirt_domain(args)
     domain.attachDeviceFlags(device, _device_flags(libvirt, domain))
     out.write(f"attached VIF {vif.id} to domain {args.domain}\n")
@@ -184,7 +180,7 @@ def cmd_attach(args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_detach(args: argparse.Namespace, out: TextIO) -> None:
     vif = _read_vif(args.file)
-    device = libvirt_xml.interface_xml(vif, vf_netdev=_vf_netdev(vif))
+    device = _device_xml(vif)
     libvirt, domain = _libvirt_domain(args)
     domain.detachDeviceFlags(device, _device_flags(libvirt, domain))
     out.write(f"detached VIF {vif.id} from domain {args.domain}\n")

@@ -36,9 +36,9 @@ from oslo_config import cfg
 import pytest
 
 from sriov_vif import config
-from sriov_vif import conversion
 from sriov_vif import journal
 from sriov_vif import libvirt_xml
+from sriov_vif import nova_integration
 from sriov_vif import objects
 from sriov_vif import plugin
 from sriov_vif import sysfs_tree
@@ -325,15 +325,16 @@ def test_port_binding_end_to_end(host):
         "devname": "tape2e00000-00",
         "active": False,
     }
-    vif = conversion.from_nova_vif(binding)
-    os_vif.plug(vif, INSTANCE)
+    vif = nova_integration.port_to_vif(binding)
+    info = nova_integration.instance_info(INSTANCE.uuid, INSTANCE.name)
+    os_vif.plug(vif, info)
     vf = host.vf(11)
     assert vf["address"] == "fa:16:3e:e2:e2:01"
     assert vf["vlan_list"][0]["vlan"] == 321
     assert vf["trust"] is True
-    xml = libvirt_xml.interface_xml(vif)
+    xml = nova_integration.device_xml(vif, host.tree.root)
     assert 'type="hostdev"' in xml and '<tag id="321"' in xml
-    os_vif.unplug(vif, INSTANCE)
+    os_vif.unplug(vif, info)
     assert host.all_vfs() == before
 
 
@@ -374,3 +375,35 @@ def test_warn_mode_skips_what_the_driver_refuses(switchdev):
     assert vf["rate"]["max_tx"] == before["rate"]["max_tx"]
     os_vif.unplug(vif, INSTANCE)
     assert host.vf(13) == before
+
+
+def test_macvtap_port_binding_end_to_end(host):
+    """A macvtap port: conversion, plug, XML naming the VF netdev, unplug."""
+    before = host.all_vfs()
+    netdev = host.built.vf(2).ifname
+    netdev_before = _netdev(netdev)
+    binding = {
+        "id": "e2e00000-0000-4000-8000-000000000002",
+        "address": "fa:16:3e:e2:e2:02",
+        "type": "hw_veb",
+        "vnic_type": "macvtap",
+        "details": {"vlan": "0", "port_filter": False},
+        "profile": {"pci_slot": host.address(2), "physical_network":
+                    "physnet2", "pci_vendor_info": "8086:154c"},
+        "network": {"id": "5b1c8f9e-3c2d-4e5f-8a9b-0c1d2e3f4a5b",
+                    "label": "flat", "bridge": None, "subnets": [],
+                    "meta": {"mtu": 1500}},
+        "devname": "tape2e00000-00",
+        "active": False,
+    }
+    vif = nova_integration.port_to_vif(binding)
+    info = nova_integration.instance_info(INSTANCE.uuid, INSTANCE.name)
+    os_vif.plug(vif, info)
+    assert host.vf(2)["address"] == "fa:16:3e:e2:e2:02"
+    assert _netdev(netdev) == ("fa:16:3e:e2:e2:02", True)
+    xml = nova_integration.device_xml(vif, host.tree.root)
+    assert f'<source dev="{netdev}" mode="passthrough" />' in xml
+    assert "<vlan>" not in xml  # flat network: no <tag id="0"/>
+    os_vif.unplug(vif, info)
+    assert host.all_vfs() == before
+    assert _netdev(netdev) == netdev_before

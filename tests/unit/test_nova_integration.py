@@ -1,0 +1,79 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+import os_vif.objects
+from os_vif.objects import vif as osv_vif
+import pytest
+
+from sriov_vif import exception
+from sriov_vif import nova_integration
+from sriov_vif import sysfs_tree
+
+os_vif.objects.register_all()
+
+PORT = "6a0c1e2d-3b4f-4a5b-8c6d-7e8f9a0b1c2d"
+
+
+def _port(vnic_type, pci_slot):
+    return {
+        "id": PORT, "address": "fa:16:3e:aa:bb:cc",
+        "type": "hw_veb", "vnic_type": vnic_type,
+        "details": {"vlan": "55", "port_filter": False},
+        "profile": {"pci_slot": pci_slot, "physical_network": "physnet2",
+                    "pci_vendor_info": "8086:154c"},
+        "network": {"id": "5b1c8f9e-3c2d-4e5f-8a9b-0c1d2e3f4a5b",
+                    "label": "private", "bridge": None, "subnets": [],
+                    "meta": {"mtu": 1500}},
+        "devname": "tap6a0c1e2d-3b", "active": False,
+    }
+
+
+@pytest.fixture
+def tree(tmp_path):
+    t = sysfs_tree.SysfsTree(str(tmp_path))
+    built = t.add_pf("0000:03:00.0", ["ens1f0"], driver="ice", numvfs=4,
+                     vf_driver="iavf")
+    t.bind(built.vf(1).pci_address, "vfio-pci")
+    return t, built
+
+
+def test_direct_port_xml_names_the_vf_netdev(tree):
+    t, built = tree
+    vif = nova_integration.port_to_vif(
+        _port("macvtap", built.vf(2).pci_address))
+    assert isinstance(vif, osv_vif.VIFDirect)
+    xml = nova_integration.device_xml(vif, t.root)
+    assert f'<source dev="{built.vf(2).ifname}" mode="passthrough" />' in xml
+
+
+def test_hostdev_port_xml_needs_no_netdev(tree):
+    t, built = tree
+    vif = nova_integration.port_to_vif(
+        _port("direct", built.vf(1).pci_address))
+    xml = nova_integration.device_xml(vif, t.root)
+    assert xml.startswith('<interface type="hostdev" managed="yes">')
+    assert '<tag id="55" />' in xml
+
+
+def test_direct_port_on_a_vfio_vf_is_refused_with_its_address(tree):
+    t, built = tree
+    vif = nova_integration.port_to_vif(
+        _port("macvtap", built.vf(1).pci_address))
+    with pytest.raises(exception.InvalidXMLRequest, match=PORT):
+        nova_integration.device_xml(vif, t.root)
+
+
+def test_instance_info_carries_the_owner():
+    info = nova_integration.instance_info(
+        "0f0e0d0c-1111-4222-8333-444455556666", "instance-7")
+    assert (info.uuid, info.name) == (
+        "0f0e0d0c-1111-4222-8333-444455556666", "instance-7")
