@@ -161,37 +161,33 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> None:
         out.write(f"restored VF {address}\n")
 
 
-def _libvirt_domain(args: argparse.Namespace) -> tuple[Any, Any]:
+def cmd_attach(args: argparse.Namespace, out: TextIO) -> None:
+    _change_domain(args, out, attach=True)
+
+
+def cmd_detach(args: argparse.Namespace, out: TextIO) -> None:
+    _change_domain(args, out, attach=False)
+
+
+def _change_domain(args: argparse.Namespace, out: TextIO,
+                   attach: bool) -> None:
+    """Attach or detach, live and in the persistent definition alike."""
+    vif = _read_vif(args.file)
+    device = _device_xml(vif)
     try:
         import libvirt
     except ImportError:
         raise exception.LibvirtUnavailable() from None
-    conn = libvirt.open(args.connect)
-    return libvirt, conn.lookupByName(args.domain)
-
-
-def cmd_attach(args: argparse.Namespace, out: TextIO) -> None:
-    vif = _read_vif(args.file)
-    device = _device_xml(vif)
-    libvirt, domain = _libvirt_domain(args)
-    domain.attachDeviceFlags(device, _device_flags(libvirt, domain))
-    out.write(f"attached VIF {vif.id} to domain {args.domain}\n")
-
-
-def cmd_detach(args: argparse.Namespace, out: TextIO) -> None:
-    vif = _read_vif(args.file)
-    device = _device_xml(vif)
-    libvirt, domain = _libvirt_domain(args)
-    domain.detachDeviceFlags(device, _device_flags(libvirt, domain))
-    out.write(f"detached VIF {vif.id} from domain {args.domain}\n")
-
-
-def _device_flags(libvirt: Any, domain: Any) -> int:
-    """Change the running guest and its persistent definition alike."""
+    domain = libvirt.open(args.connect).lookupByName(args.domain)
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
     if domain.isActive():
         flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-    return int(flags)
+    if attach:
+        domain.attachDeviceFlags(device, flags)
+        out.write(f"attached VIF {vif.id} to domain {args.domain}\n")
+    else:
+        domain.detachDeviceFlags(device, flags)
+        out.write(f"detached VIF {vif.id} from domain {args.domain}\n")
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
