@@ -56,15 +56,6 @@ class NetdevState:
     up: bool
 
 
-def _vf_table(pf_ifname: str) -> tuple[int, dict[int, VFState]]:
-    data = netlink.read_vf_table(pf_ifname)
-    vfs = {}
-    for item in data["vfs"]:
-        state = VFState.from_primitive(item)
-        vfs[state.index] = state
-    return int(data["num_vfs"]), vfs
-
-
 def read_vf_table(pf_ifname: str) -> dict[int, VFState]:
     """Every VF of a PF, keyed by the VF index the kernel reports.
 
@@ -72,7 +63,12 @@ def read_vf_table(pf_ifname: str) -> dict[int, VFState]:
     (kernels that cannot fit a long VF list in one attribute).
     """
     pf_ifname = vf_state.validate_ifname(pf_ifname)
-    num_vfs, vfs = _vf_table(pf_ifname)
+    data = netlink.read_vf_table(pf_ifname)
+    num_vfs = int(data["num_vfs"])
+    vfs = {}
+    for item in data["vfs"]:
+        state = VFState.from_primitive(item)
+        vfs[state.index] = state
     if len(vfs) < num_vfs:
         raise exception.VFTableIncomplete(
             pf_ifname=pf_ifname, count=len(vfs), numvfs=num_vfs)
@@ -80,17 +76,21 @@ def read_vf_table(pf_ifname: str) -> dict[int, VFState]:
 
 
 def read_vf(pf_ifname: str, vf_index: int) -> VFState:
-    """One VF of a PF, as the PF reports it now."""
+    """One VF of a PF, as the PF reports it now.
+
+    The daemon decodes only this VF, so the cost does not grow with the
+    PF's VF count.
+    """
     pf_ifname = vf_state.validate_ifname(pf_ifname)
     vf_index = vf_state.validate_vf_index(vf_index)
-    num_vfs, vfs = _vf_table(pf_ifname)
-    if vf_index in vfs:
-        return vfs[vf_index]
-    if vf_index >= num_vfs:
+    data = netlink.read_vf(pf_ifname, vf_index)
+    if data["vf"] is not None:
+        return VFState.from_primitive(data["vf"])
+    if vf_index >= data["num_vfs"]:
         raise exception.VFIndexOutOfRange(
-            pf_ifname=pf_ifname, vf_index=vf_index, numvfs=num_vfs)
+            pf_ifname=pf_ifname, vf_index=vf_index, numvfs=data["num_vfs"])
     raise exception.VFTableIncomplete(
-        pf_ifname=pf_ifname, count=len(vfs), numvfs=num_vfs)
+        pf_ifname=pf_ifname, count=data["listed"], numvfs=data["num_vfs"])
 
 
 def _describe(request: VFSettings, fields: tuple[str, ...]) -> str:

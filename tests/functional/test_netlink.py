@@ -167,6 +167,9 @@ GOOD_BEFORE = vf_zero().to_primitive()
         dev, 0, {"trust": True}, dict(GOOD_BEFORE, index=3)),
      exception.InvalidVFSetting,
      "Invalid VF setting before.index=3: is the state of another VF than 0"),
+    (lambda dev: netlink.read_vf(dev, -1),
+     exception.InvalidVFSetting,
+     "Invalid VF setting vf_index=-1: must be an integer from 0 to 4095"),
     (lambda dev: netlink.read_vf_table(dev + "/.."),
      exception.InvalidInterfaceName,
      "Invalid interface name 'nlva/..': must be 1-15 letters, digits or "

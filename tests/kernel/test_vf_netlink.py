@@ -307,6 +307,9 @@ def test_256_vfs_read_back_complete_and_keyed_right(
     assert sorted(ours) == sorted(theirs.vfs) == list(range(256))
     assert ours == {index: reading_as_state(reading)
                     for index, reading in theirs.vfs.items()}
+    # One VF alone, past where iproute2 truncates, keyed the same way.
+    for index in (0, 220, 255):
+        assert vf_config.read_vf(pf, index) == ours[index]
     assert ours[255].mac == "52:54:00:00:00:ff"
     assert ours[255].vlan == 256
     assert ours[254].mac == ZERO_MAC

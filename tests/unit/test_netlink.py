@@ -742,3 +742,21 @@ def test_errors_survive_privsep_with_their_message(error):
     rebuilt = type(error)(*wire(list(error.args)))
     assert str(rebuilt) == str(error)
     assert rebuilt.format_message() == error.format_message()
+
+
+def test_find_vf_decodes_only_the_vf_asked_for_by_its_struct_index():
+    reply = link_reply(PF, 4, [vf_info_bytes(vf(3, vlan=3)),
+                               vf_info_bytes(vf(0)),
+                               vf_info_bytes(vf(1, trust=True)),
+                               vf_info_bytes(vf(2))])
+    assert netlink.find_vf(reply, PF, 1) == (4, 4, vf(1, trust=True))
+    assert netlink.find_vf(reply, PF, 3) == (4, 4, vf(3, vlan=3))
+    assert netlink.find_vf(reply, PF, 4) == (4, 4, None)
+    # A VF whose decoding would fail is never decoded when not asked for.
+    odd = link_reply(PF, 2, [vf_info_bytes(vf(0), proto=0x9100),
+                             vf_info_bytes(vf(1))])
+    assert netlink.find_vf(odd, PF, 1) == (2, 2, vf(1))
+
+
+def test_find_vf_on_a_link_without_vfs():
+    assert netlink.find_vf(link_reply("veth0"), "veth0", 0) == (0, 0, None)

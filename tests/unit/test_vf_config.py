@@ -74,6 +74,13 @@ class Daemon:
         return wire({"num_vfs": self.num_vfs,
                      "vfs": [v.to_primitive() for v in vfs]})
 
+    def read_vf(self, pf_ifname, vf_index):
+        self.calls.append(("read_vf", pf_ifname, vf_index))
+        vfs = self.tables.pop(0) if self.tables else self.vfs
+        found = [v.to_primitive() for v in vfs if v.index == vf_index]
+        return wire({"num_vfs": self.num_vfs, "listed": len(vfs),
+                     "vf": found[0] if found else None})
+
     def apply_vf_settings(self, pf_ifname, vf_index, settings, before):
         self.calls.append(("apply_vf_settings", pf_ifname, vf_index,
                            wire(settings), wire(before)))
@@ -95,8 +102,8 @@ class Daemon:
 @pytest.fixture
 def daemon(monkeypatch):
     fake = Daemon(vfs=[vf(i) for i in range(8)])
-    for name in ("read_vf_table", "apply_vf_settings", "read_netdev",
-                 "set_netdev"):
+    for name in ("read_vf_table", "read_vf", "apply_vf_settings",
+                 "read_netdev", "set_netdev"):
         monkeypatch.setattr(netlink, name, getattr(fake, name))
     monkeypatch.setattr(vf_config, "MAC_READBACK_INTERVAL", 0)
     return fake
@@ -214,8 +221,7 @@ def test_unknown_driver_gets_the_default_profile_and_a_mac_check(daemon):
     state = apply(VFSettings(mac=MAC), driver="bnxt_en")
     assert state == vf(1, mac=MAC)
     assert [c[0] for c in daemon.calls] == [
-        "apply_vf_settings", "read_vf_table", "read_vf_table",
-        "read_vf_table"]
+        "apply_vf_settings", "read_vf", "read_vf", "read_vf"]
 
 
 def test_async_mac_that_never_shows_up_is_an_error(daemon):
