@@ -43,6 +43,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import struct
 from typing import Any
 from typing import Final
 
@@ -71,6 +72,14 @@ RTEXT_FILTER_SKIP_STATS: Final = 8
 # Without per-VF stats the VF list of a 256-VF PF still fits the 16-bit
 # nla_len of IFLA_VFINFO_LIST; kernels that predate SKIP_STATS ignore it.
 VF_TABLE_EXT_MASK: Final = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS
+
+# linux/if_link.h: IFLA_VF_INFO in IFLA_VFINFO_LIST, IFLA_VF_MAC in it,
+# whose struct starts with the u32 VF index.
+IFLA_VF_INFO: Final = 1
+IFLA_VF_MAC: Final = 1
+NLA_TYPE_MASK: Final = 0x3FFF
+_NLA_HEADER: Final = struct.Struct("=HH")
+_U32: Final = struct.Struct("=I")
 
 ETH_P_8021Q: Final = 0x8100
 ETH_P_8021AD: Final = 0x88A8
@@ -311,24 +320,58 @@ def decode_vf_table(msg: Any, pf_ifname: str) -> tuple[int, list[VFState]]:
                      for info in vf_list.get_attrs("IFLA_VF_INFO")]
 
 
+def _nlas(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(type, payload offset) of each attribute in data[start:end]."""
+    pos = start
+    while pos + _NLA_HEADER.size <= end:
+        length, kind = _NLA_HEADER.unpack_from(data, pos)
+        if length < _NLA_HEADER.size or pos + length > end:
+            return
+        yield kind & NLA_TYPE_MASK, pos + _NLA_HEADER.size
+        pos += (length + 3) & ~3
+
+
+def _vf_position(vf_list: Any, vf_index: int) -> int | None:
+    """Where in IFLA_VFINFO_LIST the VF with this index is, from the bytes.
+
+    pyroute2 decodes a VF's nested attributes all at once when any of them
+    is read, which costs more on a 256-VF PF than the whole netlink round
+    trip; the VF index is the first u32 of IFLA_VF_MAC, cheap to read raw.
+    """
+    data = bytes(vf_list.data)
+    start = vf_list.offset + _NLA_HEADER.size
+    end = vf_list.offset + vf_list.length
+    position = 0
+    for kind, payload in _nlas(data, start, end):
+        if kind != IFLA_VF_INFO:
+            continue
+        length = _NLA_HEADER.unpack_from(data, payload - 4)[0]
+        for inner, value in _nlas(data, payload, payload - 4 + length):
+            if inner == IFLA_VF_MAC:
+                if _U32.unpack_from(data, value)[0] == vf_index:
+                    return position
+                break
+        position += 1
+    return None
+
+
 def find_vf(msg: Any, pf_ifname: str,
             vf_index: int) -> tuple[int, int, VFState | None]:
     """(IFLA_NUM_VF, VFs listed, the VF or None) of an RTM_NEWLINK reply.
 
-    pyroute2 decodes nested attributes when they are read, and decoding a
-    whole VF costs far more than reading its index: so only the index of
-    each VF is read and only the VF asked for is decoded, which keeps one
-    VF's read as cheap on a PF with 256 VFs as on one with 8.
+    Only the VF asked for is decoded, so one VF's read costs about the same
+    on a PF with 256 VFs as on one with 8.
     """
     num_vfs = int(msg.get("IFLA_NUM_VF") or 0)
     vf_list = msg.get("IFLA_VFINFO_LIST")
     if vf_list is None:
         return num_vfs, 0, None
-    infos = vf_list.get_attrs("IFLA_VF_INFO")
-    for info in infos:
-        if int(info.get("IFLA_VF_MAC")["vf"]) == vf_index:
-            return num_vfs, len(infos), _decode_vf(info, pf_ifname)
-    return num_vfs, len(infos), None
+    # Slots, not get_attrs(): reading a slot's name decodes nothing.
+    slots = [slot for slot in vf_list["attrs"] if slot[0] == "IFLA_VF_INFO"]
+    position = _vf_position(vf_list, vf_index)
+    if position is None:
+        return num_vfs, len(slots), None
+    return num_vfs, len(slots), _decode_vf(slots[position][1], pf_ifname)
 
 
 def first_unapplied(request: VFSettings, after: VFState) -> str | None:
