@@ -52,6 +52,7 @@ from sriov_vif import journal
 from sriov_vif import nova_integration
 from sriov_vif import objects  # noqa: F401  (registers the port profile)
 from sriov_vif import plugin
+from sriov_vif import policy
 from sriov_vif import privsep
 
 PROG = "sriov-vif"
@@ -73,10 +74,7 @@ def _read_vif(source: str) -> osv_vif.VIFBase:
             reason=f"{source} is not an os-vif VIF primitive "
                    f"(obj_to_primitive() JSON): missing or bad {exc}"
         ) from exc
-    if not isinstance(vif, plugin.SUPPORTED_VIFS):
-        raise exception.UnsupportedVIF(
-            vif_id=getattr(vif, "id", "?"),
-            reason=f"{type(vif).__name__} is not VIFHostDevice or VIFDirect")
+    policy.check_supported(vif)
     return vif
 
 
@@ -221,7 +219,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="JSON file, or - for stdin")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("xml", help="os-vif VIF (JSON primitive) -> libvirt XML")
+    p = sub.add_parser("xml",
+                       help="os-vif VIF (JSON primitive) -> libvirt XML")
     p.add_argument("file", help="JSON file, or - for stdin")
     p.set_defaults(func=cmd_xml)
 

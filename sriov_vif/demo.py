@@ -55,7 +55,8 @@ DIRECT_NETDEV = "demo-vf2"
 INSTANCE = {"uuid": "5c3f0e2a-7d1b-4c59-9a8e-2f4b6d8e1a01",
             "name": "instance-demo"}
 
-REAL_AND_SIMULATED = """What is real: Debian's kernel with the netdevsim driver in a QEMU guest, its
+REAL_AND_SIMULATED = """\
+What is real: Debian's kernel with the netdevsim driver in a QEMU guest, its
 VF table (read and changed through netlink), the oslo.privsep daemon that
 changes it, os-vif, and the journal on disk.
 What is simulated: the PCI view. netdevsim VFs have no PCI functions, so a
@@ -176,7 +177,8 @@ def _guest(out: TextIO) -> int:
               "would reset when the guest starts: it becomes a plain "
               "<hostdev>, and MAC and VLAN are the plugin's alone.)\n")
     for vif in vifs:
-        netdev = DIRECT_NETDEV if isinstance(vif, osv_vif.VIFDirect)             else None
+        netdev = (DIRECT_NETDEV if isinstance(vif, osv_vif.VIFDirect)
+                  else None)
         out.write(f"{type(vif).__name__} {vif.id}:\n")
         element = libvirt_xml.interface_element(vif, vf_netdev=netdev)
         ET.indent(element)

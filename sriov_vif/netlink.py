@@ -14,9 +14,10 @@
 
 Everything here that is decorated with `vif_plug.entrypoint` runs in the
 privsep daemon. The entrypoints are deliberately narrow (read one PF's VF
-table, apply settings to one VF, read or set one netdev's MAC and up
-state), take and return msgpack primitives only, and validate every
-argument themselves before any netlink call: the daemon trusts no caller.
+table or one of its VFs, apply settings to one VF, read or set one
+netdev's MAC and up state), take and return msgpack primitives only, and
+validate every argument themselves before any netlink call: the daemon
+trusts no caller.
 
 Requests are built with message classes of our own rather than pyroute2's
 ifinfmsg, for two reasons. pyroute2 0.9.7 encodes ifla_vf_vlan_info in 14

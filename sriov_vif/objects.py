@@ -30,11 +30,6 @@ from oslo_versionedobjects import fields
 
 from sriov_vif import vf_state
 
-SRIOV_FIELDS = (
-    "trusted", "spoofchk", "link_state", "min_tx_rate", "max_tx_rate",
-    "vlan_qos", "vlan_proto", "model", "teaming_persistent", "virtualport",
-)
-
 
 class LinkStateField(fields.AutoTypedField[str]):
     AUTO_TYPE = fields.Enum(valid_values=list(vf_state.LINK_STATES))

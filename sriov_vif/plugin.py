@@ -191,8 +191,7 @@ class SriovPlugin(osv_plugin.PluginBase):
     def unplug(self, vif: osv_vif.VIFBase,
                instance_info: osv_objects.instance_info.InstanceInfo) -> None:
         """Put back what plug changed, if this VIF still owns the VF."""
-        if not isinstance(vif, SUPPORTED_VIFS):
-            policy.vf_settings(vif)  # raises UnsupportedVIF
+        policy.check_supported(vif)
         address = discovery.validate_pci_address(vif.dev_address)
         with self.state_journal.locked(address):
             record = self.state_journal.load(address)
@@ -238,12 +237,13 @@ class SriovPlugin(osv_plugin.PluginBase):
                   {"vif": record.owner.vif_id, "vf": record.pci_address})
         try:
             self._restore_locked(record, release=False)
-        except Exception:
+        except Exception as exc:
             # The record stays: 'sriov-vif restore' or the next plug
-            # can still finish the job. The plug error is the one to raise.
-            LOG.exception("VF %s could not be put back; its journal record "
-                          "is kept for 'sriov-vif restore'.",
-                          record.pci_address)
+            # can still finish the job. The plug error is the one to raise
+            # (with its traceback, by os-vif); this one is only reported.
+            LOG.error("VF %(vf)s could not be put back (%(err)s); its "
+                      "journal record is kept for 'sriov-vif restore'.",
+                      {"vf": record.pci_address, "err": exc})
 
     def _restore_locked(self, record: journal.VFRecord,
                         release: bool) -> None:

@@ -47,20 +47,26 @@ def _vlan(vif: osv_vif.VIFBase) -> int | None:
     return int(network.vlan)
 
 
+def check_supported(vif: Any) -> None:
+    """Refuse any VIF class but the two this plugin is for."""
+    if not isinstance(vif, (osv_vif.VIFHostDevice, osv_vif.VIFDirect)):
+        raise exception.UnsupportedVIF(
+            vif_id=getattr(vif, "id", "?"),
+            reason=f"{type(vif).__name__} is not VIFHostDevice or VIFDirect")
+
+
 def vf_settings(vif: osv_vif.VIFBase) -> vf_state.VFSettings:
     """The VF settings a VIF asks for, validated.
 
     Raises UnsupportedVIF or InvalidVFSetting naming the VIF before
     anything privileged runs.
     """
-    if not isinstance(vif, (osv_vif.VIFHostDevice, osv_vif.VIFDirect)):
-        raise exception.UnsupportedVIF(
-            vif_id=getattr(vif, "id", "?"),
-            reason=f"{type(vif).__name__} is not VIFHostDevice or VIFDirect")
+    check_supported(vif)
     if not vif.obj_attr_is_set("address") or not vif.address:
         raise exception.UnsupportedVIF(
             vif_id=vif.id, reason="it has no MAC address")
-    profile = vif.port_profile if vif.obj_attr_is_set("port_profile")         else None
+    profile = (vif.port_profile if vif.obj_attr_is_set("port_profile")
+               else None)
 
     def field(name: str) -> Any:
         return objects.profile_value(profile, name)
