@@ -151,12 +151,16 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> None:
         raise exception.SriovVifError(
             reason="restore needs --all or one or more VF PCI addresses")
     _start_privsep()
-    restored = _sriov_plugin().restore(
+    result = _sriov_plugin().restore(
         None if args.all else list(args.pci_addresses))
-    if not restored:
+    if not result.restored and not result.failed:
         out.write("no VF needed restoring\n")
-    for address in restored:
+    for address in result.restored:
         out.write(f"restored VF {address}\n")
+    if result.failed:
+        raise exception.SriovVifError(reason="could not restore " + "; ".join(
+            f"{address}: {reason}"
+            for address, reason in sorted(result.failed.items())))
 
 
 def cmd_attach(args: argparse.Namespace, out: TextIO) -> None:

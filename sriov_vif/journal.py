@@ -236,4 +236,15 @@ class Journal:
             names = os.listdir(self.state_path)
         except FileNotFoundError:
             return []
-        return sorted(n[:-len(_SUFFIX)] for n in names if n.endswith(_SUFFIX))
+        addresses = []
+        for name in sorted(names):
+            address = name[:-len(_SUFFIX)]
+            if not name.endswith(_SUFFIX):
+                continue
+            try:
+                addresses.append(discovery.validate_pci_address(address))
+            except exception.InvalidPciAddress:
+                LOG.warning("Ignoring %s in the VF state journal %s: not "
+                            "named after a VF's PCI address.",
+                            name, self.state_path)
+        return addresses

@@ -50,6 +50,14 @@ SUPPORTED_PORT_PROFILES = (
 )
 
 
+@dataclasses.dataclass
+class RestoreResult:
+    """VFs put back, and those that could not be, with the reason."""
+
+    restored: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 class SriovPlugin(osv_plugin.PluginBase):
     """Configures the VF behind a VIF on its PF and restores it on unplug."""
 
@@ -209,27 +217,35 @@ class SriovPlugin(osv_plugin.PluginBase):
                 return
             self._restore_locked(record, release=True)
 
-    def restore(self, addresses: list[str] | None = None) -> list[str]:
-        """Put VFs back from the journal after a crash; return them.
+    def restore(self, addresses: list[str] | None = None) -> RestoreResult:
+        """Put VFs back from the journal after a crash.
 
         With no addresses, every journaled VF is restored. The owner is
         not checked: this is the operator's (or devstack's) tool for VFs
-        whose instances are gone.
+        whose instances are gone. A VF that cannot be restored keeps its
+        record and does not stop the others.
         """
-        wanted = (self.state_journal.addresses() if addresses is None
+        records = self.state_journal
+        wanted = (records.addresses() if addresses is None
                   else [discovery.validate_pci_address(a)
                         for a in addresses])
-        restored = []
+        result = RestoreResult()
         for address in wanted:
-            with self.state_journal.locked(address):
-                record = self.state_journal.load(address)
-                if record is None:
-                    LOG.info("VF %s has no journal record; nothing to "
-                             "restore.", address)
-                    continue
-                self._restore_locked(record, release=True)
-                restored.append(address)
-        return restored
+            try:
+                with records.locked(address):
+                    record = records.load(address)
+                    if record is None:
+                        LOG.info("VF %s has no journal record; nothing to "
+                                 "restore.", address)
+                        continue
+                    self._restore_locked(record, release=True)
+            except exception.SriovVifError as exc:
+                LOG.error("VF %(vf)s could not be restored: %(err)s",
+                          {"vf": address, "err": exc})
+                result.failed[address] = str(exc)
+            else:
+                result.restored.append(address)
+        return result
 
     def _undo_failed_plug(self, record: journal.VFRecord) -> None:
         LOG.error("Plug of VIF %(vif)s on VF %(vf)s failed; putting the VF "
@@ -253,7 +269,16 @@ class SriovPlugin(osv_plugin.PluginBase):
         released_vf_mac, so that a MAC kept on a free VF cannot attract
         the traffic of a port that now lives elsewhere.
         """
-        pf_ifname, pf_driver = self._rediscover_pf(record)
+        vf = self._rediscover(record)
+        if vf is None:
+            # Lowering sriov_numvfs destroyed the VF and its settings; a
+            # VF created again starts from the driver's defaults.
+            LOG.warning("VF %(vf)s no longer exists; nothing to restore, "
+                        "dropping its journal record.",
+                        {"vf": record.pci_address})
+            self.state_journal.remove(record.pci_address)
+            return
+        pf_ifname, pf_driver = _pf_ifname(vf), vf.pf.driver or ""
         target = record.original.restorable()
         if release and self.config.released_vf_mac == "zero":
             target = dataclasses.replace(target, mac=vf_state.ZERO_MAC)
@@ -294,17 +319,28 @@ class SriovPlugin(osv_plugin.PluginBase):
                      "being restored; nothing to restore on it.",
                      {"vf": record.pci_address, "dev": original.ifname})
 
-    def _rediscover_pf(self, record: journal.VFRecord) -> tuple[str, str]:
-        """The PF's netdev and driver now: names change across reboots."""
+    def _rediscover(self, record: journal.VFRecord
+                    ) -> discovery.VirtualFunction | None:
+        """The VF as sysfs shows it now, or None when it no longer exists.
+
+        Netdev names change across reboots, so the PF is found again; but
+        a VF whose index or PF differs from the record is not the VF that
+        was journaled, and writing the record onto it would dirty another
+        VF: that is refused and the record kept.
+        """
         try:
             vf = discovery.find_vf(self.config.sysfs_root, record.pci_address)
-        except exception.SriovVifError as exc:
-            LOG.warning("VF %(vf)s: cannot rediscover its PF (%(err)s); "
-                        "using the journaled PF %(pf)s.",
-                        {"vf": record.pci_address, "err": exc,
-                         "pf": record.pf_ifname})
-            return record.pf_ifname, ""
-        return _pf_ifname(vf), vf.pf.driver or ""
+        except (exception.PciDeviceNotFound, exception.VFNotEnabled):
+            return None
+        if (vf.index, vf.pf.pci_address) != (record.vf_index,
+                                             record.pf_pci_address):
+            raise exception.JournalError(
+                path=record.pci_address,
+                reason=f"the record is for VF {record.vf_index} of PF "
+                       f"{record.pf_pci_address}, but {record.pci_address} "
+                       f"is now VF {vf.index} of PF {vf.pf.pci_address}; "
+                       f"restore it by hand")
+        return vf
 
 
 def _pf_ifname(vf: discovery.VirtualFunction) -> str:

@@ -287,7 +287,7 @@ def test_crash_after_journal_write_is_restored(host, monkeypatch):
     assert host.vf(9) != [v for v in before if v["vf"] == 9][0]
     assert host.journal().addresses() == [host.address(9)]
     restarted = plugin.SriovPlugin(cfg.CONF[config.GROUP])
-    assert restarted.restore() == [host.address(9)]
+    assert restarted.restore().restored == [host.address(9)]
     assert host.all_vfs() == before
 
 

@@ -168,3 +168,12 @@ def test_unreadable_record_is_an_error_not_corruption(tmp_path,
         j.load(ADDRESS)
     monkeypatch.undo()
     assert j.load(ADDRESS) == _record()
+
+
+def test_stray_files_are_not_taken_for_records(tmp_path, caplog):
+    j = journal.Journal(str(tmp_path))
+    j.save(_record())
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / (ADDRESS + ".json.corrupt")).write_text("{")
+    assert j.addresses() == [ADDRESS]
+    assert "notes.json" in caplog.text

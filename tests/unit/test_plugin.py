@@ -106,8 +106,12 @@ def kernel(monkeypatch):
 
 
 @pytest.fixture
-def host(tmp_path, kernel):
-    tree = sysfs_tree.SysfsTree(str(tmp_path / "sys"))
+def tree(tmp_path):
+    return sysfs_tree.SysfsTree(str(tmp_path / "sys"))
+
+
+@pytest.fixture
+def host(tree, kernel):
     built = tree.add_pf(PF, [PF_IFNAME], driver="ice", numvfs=16,
                         vf_driver="iavf")
     for vf in built.vfs:
@@ -252,9 +256,10 @@ def test_crash_after_the_change_is_repaired_by_restore(conf, sriov, host,
     assert kernel.vfs[8] != original
     kernel.crash_after_apply = False
     restarted = plugin.SriovPlugin(conf[config.GROUP])
-    assert restarted.restore() == [host.vf(8).pci_address]
+    assert restarted.restore() == plugin.RestoreResult(
+        restored=[host.vf(8).pci_address])
     assert kernel.vfs[8] == original
-    assert restarted.restore() == []
+    assert restarted.restore() == plugin.RestoreResult()
 
 
 def test_direct_configures_and_restores_the_vf_netdev(sriov, host, kernel):
@@ -344,3 +349,34 @@ def test_generic_hostdev_of_a_whole_pf_configures_nothing(sriov, host,
         dev_type="ethernet", dev_address=PF)
     with pytest.raises(exception.NotAVirtualFunction, match=PF):
         sriov.plug(ethernet, INSTANCE)
+
+
+def test_restore_goes_on_past_a_vf_it_cannot_restore(sriov, host, kernel):
+    originals = dict(kernel.vfs)
+    for index in (2, 3):
+        sriov.plug(_hostdev(host, index, vif_id=f"dddddddd-0000-4000-8000-"
+                            f"{index:012d}", trusted=True), INSTANCE)
+    # VF 2's record no longer matches the device: another VF now sits at
+    # that address (as after a firmware or numvfs change).
+    records = sriov.state_journal
+    record = records.load(host.vf(2).pci_address)
+    records.save(dataclasses.replace(record, vf_index=9))
+    result = sriov.restore()
+    assert result.restored == [host.vf(3).pci_address]
+    assert list(result.failed) == [host.vf(2).pci_address]
+    assert "is now VF 2" in result.failed[host.vf(2).pci_address]
+    assert kernel.vfs[3] == originals[3]
+    assert kernel.vfs[9] == originals[9]  # never written with VF 2's state
+    assert records.addresses() == [host.vf(2).pci_address]
+
+
+def test_a_vf_that_no_longer_exists_drops_its_record(sriov, host, tree,
+                                                     kernel, caplog):
+    vif = _hostdev(host, 14)
+    sriov.plug(vif, INSTANCE)
+    applied = len(kernel.applied)
+    tree.set_numvfs(PF, 4)
+    sriov.unplug(vif, INSTANCE)
+    assert len(kernel.applied) == applied
+    assert sriov.state_journal.addresses() == []
+    assert "no longer exists" in caplog.text
