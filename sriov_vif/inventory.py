@@ -39,7 +39,8 @@ def _owner(record: journal.VFRecord | None) -> dict[str, Any] | None:
 
 def collect(sysfs_root: str, state: journal.Journal) -> dict[str, Any]:
     """Every SR-IOV PF and its VFs, in the CLI's JSON shape."""
-    records = {a: state.load(a) for a in state.addresses()}
+    records = {a: state.load(a, quarantine=False)
+               for a in state.addresses()}
     pfs = []
     for pf in discovery.list_pfs(sysfs_root):
         table = (vf_config.read_vf_table(pf.ifname)

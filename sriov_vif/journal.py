@@ -34,6 +34,7 @@ import fcntl
 import json
 import os
 import threading
+import time
 from typing import Any
 from typing import Final
 
@@ -46,6 +47,9 @@ from sriov_vif import vf_state
 LOG = logging.getLogger(__name__)
 
 FORMAT_VERSION: Final = 1
+# How long a plug waits for another process (the CLI) holding the VF.
+LOCK_TIMEOUT: Final = 120.0
+_LOCK_POLL: Final = 0.05
 _SUFFIX: Final = ".json"
 _LOCK_DIR: Final = "locks"
 
@@ -154,24 +158,49 @@ class Journal:
                          os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 self._give_to_directory_owner(fd)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._flock(fd, pci_address)
                 yield
             finally:
                 os.close(fd)
 
-    def load(self, pci_address: str) -> VFRecord | None:
+    def _flock(self, fd: int, pci_address: str) -> None:
+        """Wait for another process's hold on the VF, politely and not long.
+
+        A blocking flock would stall every green thread of an eventlet
+        nova-compute while the CLI restores a VF; polling with sleep
+        yields to them, and a stuck holder becomes an error naming it.
+        """
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise exception.JournalError(
+                        path=self.state_path,
+                        reason=f"VF {pci_address} stayed locked by another "
+                               f"process for {LOCK_TIMEOUT} s") from None
+                time.sleep(_LOCK_POLL)
+
+    def load(self, pci_address: str,
+             quarantine: bool = True) -> VFRecord | None:
         """The VF's record; None when there is none or it is unreadable.
 
-        An unreadable record is moved aside (never deleted: an operator
-        may still want the original MAC in it) and logged, because
-        refusing every later plug of the VF would be worse than losing
-        the original state of one VF.
+        An unreadable record is moved aside under a name of its own (never
+        deleted: an operator may still want the original MAC in it) and
+        logged, because refusing every later plug of the VF would be worse
+        than losing the original state of one VF. quarantine=False only
+        logs it, for readers that must change nothing (the inventory).
         """
         path = self._path(pci_address)
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
-            return VFRecord.from_primitive(data)
+            record = VFRecord.from_primitive(data)
+            if record.pci_address != pci_address:
+                raise ValueError(f"it is the record of {record.pci_address}")
+            return record
         except FileNotFoundError:
             return None
         except PermissionError as exc:
@@ -180,8 +209,14 @@ class Journal:
             raise exception.JournalError(path=path, reason=str(exc)) from exc
         except (OSError, ValueError, KeyError, TypeError,
                 exception.SriovVifError) as exc:
-            aside = path + ".corrupt"
-            os.replace(path, aside)
+            if not quarantine:
+                LOG.error("VF %(vf)s: journal record %(path)s is "
+                          "unreadable (%(err)s).",
+                          {"vf": pci_address, "path": path, "err": exc})
+                return None
+            aside = f"{path}.corrupt-{time.strftime('%Y%m%d%H%M%S')}"
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, aside)
             LOG.error("VF %(vf)s: journal record %(path)s is unreadable "
                       "(%(err)s); moved it to %(aside)s. The VF's state "
                       "before its last plug is unknown: check it with "

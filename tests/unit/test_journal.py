@@ -88,7 +88,8 @@ def test_corrupt_record_is_moved_aside_and_logged(tmp_path, caplog, content):
     j = journal.Journal(str(tmp_path))
     (tmp_path / (ADDRESS + ".json")).write_text(content)
     assert j.load(ADDRESS) is None
-    assert (tmp_path / (ADDRESS + ".json.corrupt")).read_text() == content
+    [aside] = tmp_path.glob(ADDRESS + ".json.corrupt-*")
+    assert aside.read_text() == content
     assert j.addresses() == []
     assert ADDRESS in caplog.text and "unreadable" in caplog.text
 
@@ -177,3 +178,40 @@ def test_stray_files_are_not_taken_for_records(tmp_path, caplog):
     (tmp_path / (ADDRESS + ".json.corrupt")).write_text("{")
     assert j.addresses() == [ADDRESS]
     assert "notes.json" in caplog.text
+
+
+def test_a_record_under_another_vfs_name_is_not_trusted(tmp_path):
+    j = journal.Journal(str(tmp_path))
+    j.save(_record())
+    other = "0000:81:10.3"
+    os.replace(tmp_path / (ADDRESS + ".json"), tmp_path / (other + ".json"))
+    assert j.load(other) is None
+    assert list(tmp_path.glob(other + ".json.corrupt-*"))
+
+
+def test_inventory_reads_leave_a_corrupt_record_in_place(tmp_path):
+    j = journal.Journal(str(tmp_path))
+    (tmp_path / (ADDRESS + ".json")).write_text("{")
+    assert j.load(ADDRESS, quarantine=False) is None
+    assert (tmp_path / (ADDRESS + ".json")).read_text() == "{"
+
+
+def test_a_stuck_holder_becomes_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "LOCK_TIMEOUT", 0.3)
+    script = (
+        "import sys, time\n"
+        "from sriov_vif import journal\n"
+        "with journal.Journal(sys.argv[1]).locked(sys.argv[2]):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(30)\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path), ADDRESS],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(exception.JournalError, match="stayed locked"):
+            with journal.Journal(str(tmp_path)).locked(ADDRESS):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
