@@ -68,7 +68,7 @@ class NetdevOriginal:
     """The VF's own host netdev before a direct VIF changed it."""
 
     ifname: str
-    mac: str
+    mac: str | None  # None: the MAC it had cannot be set again
     up: bool
 
 

@@ -165,7 +165,8 @@ class SriovPlugin(osv_plugin.PluginBase):
             if netdev_original is None or netdev_original.ifname != netdev:
                 state = vf_config.read_netdev(netdev)
                 netdev_original = journal.NetdevOriginal(
-                    ifname=netdev, mac=state.mac, up=state.up)
+                    ifname=netdev, mac=_restorable_mac(state.mac),
+                    up=state.up)
         record = dataclasses.replace(
             record,
             owner=owner,
@@ -341,6 +342,20 @@ class SriovPlugin(osv_plugin.PluginBase):
                        f"is now VF {vf.index} of PF {vf.pf.pci_address}; "
                        f"restore it by hand")
         return vf
+
+
+def _restorable_mac(mac: str) -> str | None:
+    """A netdev MAC that can be set again, or None to leave the MAC be.
+
+    A VF netdev can report no MAC or the zero MAC; the kernel would refuse
+    it back at unplug, leaving a record that can never be cleared.
+    """
+    try:
+        return vf_state.validate_mac(mac, allow_zero=False)
+    except exception.InvalidVFSetting:
+        LOG.info("VF netdev MAC %s cannot be set again; unplug will leave "
+                 "the netdev's MAC as the VIF set it.", mac)
+        return None
 
 
 def _pf_ifname(vf: discovery.VirtualFunction) -> str:

@@ -380,3 +380,18 @@ def test_a_vf_that_no_longer_exists_drops_its_record(sriov, host, tree,
     assert len(kernel.applied) == applied
     assert sriov.state_journal.addresses() == []
     assert "no longer exists" in caplog.text
+
+
+def test_a_netdev_mac_that_cannot_be_set_again_is_left_alone(sriov, host,
+                                                            kernel):
+    netdev = host.vf(11).ifname
+    kernel.netdevs[netdev] = ("00:00:00:00:00:00", False)
+    vif = _direct(host, 11)
+    sriov.plug(vif, INSTANCE)
+    assert sriov.state_journal.load(host.vf(11).pci_address).netdev.mac \
+        is None
+    sriov.unplug(vif, INSTANCE)
+    # Up state restored; the MAC stays, rather than an unplug that fails
+    # forever on a MAC the kernel refuses.
+    assert kernel.netdevs[netdev] == ("fa:16:3e:00:01:0b", False)
+    assert sriov.state_journal.addresses() == []
