@@ -124,6 +124,20 @@ class VFRecord:
         )
 
 
+@contextlib.contextmanager
+def _io_errors(path: str) -> collections.abc.Iterator[None]:
+    """An OSError on the journal as an error naming the path.
+
+    nova-compute logs it inside os-vif's "Failed to plug VIF"; a bare
+    PermissionError would not say which of the state files is wrong.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise exception.JournalError(
+            path=path, reason=exc.strerror or str(exc)) from exc
+
+
 class Journal:
     """VF records under one state directory."""
 
@@ -150,14 +164,16 @@ class Journal:
             thread_lock = self._thread_locks[pci_address]
         with thread_lock:
             lock_dir = os.path.join(self.state_path, _LOCK_DIR)
-            self._ensure_dir(lock_dir)
-            if os.geteuid() == 0:
-                owner = os.stat(self.state_path)
-                os.chown(lock_dir, owner.st_uid, owner.st_gid)
-            fd = os.open(os.path.join(lock_dir, pci_address + ".lock"),
-                         os.O_RDWR | os.O_CREAT, 0o600)
+            with _io_errors(lock_dir):
+                self._ensure_dir(lock_dir)
+                if os.geteuid() == 0:
+                    owner = os.stat(self.state_path)
+                    os.chown(lock_dir, owner.st_uid, owner.st_gid)
+                fd = os.open(os.path.join(lock_dir, pci_address + ".lock"),
+                             os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                self._give_to_directory_owner(fd)
+                with _io_errors(lock_dir):
+                    self._give_to_directory_owner(fd)
                 self._flock(fd, pci_address)
                 yield
             finally:
@@ -226,20 +242,22 @@ class Journal:
             return None
 
     def save(self, record: VFRecord) -> None:
-        self._ensure_dir(self.state_path)
         path = self._path(record.pci_address)
-        tmp = path + ".tmp"
-        data = json.dumps(record.to_primitive(), indent=1, sort_keys=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            self._give_to_directory_owner(fd)
-            os.write(fd, data.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        self._fsync_dir()
+        with _io_errors(path):
+            self._ensure_dir(self.state_path)
+            tmp = path + ".tmp"
+            data = json.dumps(record.to_primitive(), indent=1,
+                              sort_keys=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                self._give_to_directory_owner(fd)
+                os.write(fd, data.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            self._fsync_dir()
 
     def _give_to_directory_owner(self, fd: int) -> None:
         """Keep files the CLI writes as root usable by nova-compute.
@@ -254,8 +272,9 @@ class Journal:
         os.fchown(fd, owner.st_uid, owner.st_gid)
 
     def remove(self, pci_address: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(pci_address))
+        path = self._path(pci_address)
+        with _io_errors(path), contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
             self._fsync_dir()
 
     def _fsync_dir(self) -> None:

@@ -215,3 +215,14 @@ def test_a_stuck_holder_becomes_an_error(tmp_path, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_unusable_state_path_is_an_error_naming_it(tmp_path):
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the directory should be")
+    j = journal.Journal(str(blocker))
+    with pytest.raises(exception.JournalError, match=str(blocker)):
+        j.save(_record())
+    with pytest.raises(exception.JournalError, match=str(blocker)):
+        with j.locked(ADDRESS):
+            pass
