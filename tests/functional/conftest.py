@@ -26,7 +26,6 @@ from collections.abc import Callable
 from collections.abc import Iterator
 import ctypes
 import dataclasses
-import json
 import os
 from pathlib import Path
 import subprocess
@@ -39,6 +38,7 @@ import pytest
 
 from sriov_vif import config
 from sriov_vif import privsep
+from tests import iproute
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -119,11 +119,7 @@ def privsep_daemon_pids() -> list[int]:
 
 def ip_link(ifname: str) -> dict[str, Any]:
     """`ip -j link show IFNAME`, parsed: the independent read-back."""
-    result = subprocess.run(["ip", "-j", "link", "show", "dev", ifname],
-                            capture_output=True, text=True, check=True)
-    links: list[dict[str, Any]] = json.loads(result.stdout)
-    assert len(links) == 1, links
-    return links[0]
+    return iproute.link_json(ifname)
 
 
 def ip(*args: str) -> None:

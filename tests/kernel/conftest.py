@@ -23,9 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 import itertools
-import json
 from pathlib import Path
-import subprocess
 import sys
 from typing import Any
 
@@ -37,6 +35,7 @@ from sriov_vif import config
 from sriov_vif import exception
 from sriov_vif import kernel_guest
 from sriov_vif import privsep  # registers [sriov_vif_privileged]
+from tests import iproute
 from tests.kernel import rtnl_readback
 
 # Not run outside the guest (e.g. by pytest tests/ on the host)
@@ -97,11 +96,7 @@ def netdevsim_pf(netdevsim_pf_factory: NetdevsimFactory) -> str:
 
 
 def _ip_link_json(ifname: str) -> dict[str, Any]:
-    result = subprocess.run(["ip", "-j", "-d", "link", "show", ifname],
-                            capture_output=True, text=True, check=True)
-    links: list[dict[str, Any]] = json.loads(result.stdout)
-    assert len(links) == 1, links
-    return links[0]
+    return iproute.link_json(ifname, details=True)
 
 
 @pytest.fixture

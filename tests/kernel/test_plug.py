@@ -23,7 +23,6 @@ from __future__ import annotations
 import concurrent.futures
 import glob
 import itertools
-import json
 import logging
 import os
 import subprocess
@@ -44,6 +43,7 @@ from sriov_vif import objects
 from sriov_vif import plugin
 from sriov_vif import sysfs_tree
 from sriov_vif import vf_config
+from tests import iproute
 
 PF_ADDRESS = "0000:81:00.0"
 INSTANCE = osv_instance.InstanceInfo(
@@ -84,9 +84,7 @@ def _veth():
 
 
 def _netdev(name):
-    out = subprocess.run(["ip", "-j", "link", "show", name], check=True,
-                         capture_output=True, text=True).stdout
-    link = json.loads(out)[0]
+    link = iproute.link_json(name)
     return link["address"], "UP" in link["flags"]
 
 

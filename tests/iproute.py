@@ -1,0 +1,29 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""iproute2 as the independent reader of links: it shares no code with us."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+
+def link_json(ifname: str, details: bool = False) -> dict[str, Any]:
+    """`ip -j [-d] link show IFNAME`, parsed."""
+    argv = ["ip", "-j"] + (["-d"] if details else []) + [
+        "link", "show", "dev", ifname]
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)
+    links: list[dict[str, Any]] = json.loads(result.stdout)
+    assert len(links) == 1, links
+    return links[0]
