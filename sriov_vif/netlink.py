@@ -482,6 +482,12 @@ def _read_vfs(rtnl: Rtnl, pf_ifname: str) -> tuple[int, list[VFState]]:
                            pf_ifname)
 
 
+def _read_one(rtnl: Rtnl, pf_ifname: str,
+              vf_index: int) -> tuple[int, int, VFState | None]:
+    return find_vf(_get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
+                   pf_ifname, vf_index)
+
+
 def _send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
              settings: VFSettings) -> None:
     rtnl.request(build_set_vf_message(pf_ifname, vf_index, settings),
@@ -533,8 +539,7 @@ def read_vf(pf_ifname: str, vf_index: int) -> dict[str, Any]:
     pf_ifname = vf_state.validate_ifname(pf_ifname)
     vf_index = vf_state.validate_vf_index(vf_index)
     with _rtnl() as rtnl:
-        reply = _get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK)
-    num_vfs, listed, state = find_vf(reply, pf_ifname, vf_index)
+        num_vfs, listed, state = _read_one(rtnl, pf_ifname, vf_index)
     return {"num_vfs": num_vfs, "listed": listed,
             "vf": state.to_primitive() if state is not None else None}
 
@@ -578,8 +583,7 @@ def _handle_refusal(rtnl: Rtnl, pf_ifname: str, vf_index: int,
         raise exception.VFConfigError(
             pf_ifname=pf_ifname, vf_index=vf_index,
             reason=_missing_cap_reason())
-    num_vfs, vfs = _read_vfs(rtnl, pf_ifname)
-    after = {vf.index: vf for vf in vfs}.get(vf_index)
+    num_vfs, _listed, after = _read_one(rtnl, pf_ifname, vf_index)
     refusal: dict[str, Any] = {
         "errno": code,
         "num_vfs": num_vfs,
@@ -618,8 +622,7 @@ def _handle_refusal(rtnl: Rtnl, pf_ifname: str, vf_index: int,
                    f"rollback of {sorted(undo.requested())} too "
                    f"({os.strerror(exc.code)}); the VF is now {after}"
         ) from None
-    _num, vfs = _read_vfs(rtnl, pf_ifname)
-    restored = {vf.index: vf for vf in vfs}.get(vf_index)
+    _num, _listed, restored = _read_one(rtnl, pf_ifname, vf_index)
     left = (first_unapplied(undo, restored) if restored is not None
             else "the VF")
     if left is not None:
