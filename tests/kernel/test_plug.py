@@ -44,6 +44,7 @@ from sriov_vif import plugin
 from sriov_vif import sysfs_tree
 from sriov_vif import vf_config
 from tests import iproute
+from tests.nova_ports import nova_vif
 
 PF_ADDRESS = "0000:81:00.0"
 INSTANCE = osv_instance.InstanceInfo(
@@ -309,21 +310,10 @@ def test_corrupt_and_missing_journal_are_logged(host, caplog):
 def test_port_binding_end_to_end(host):
     """neutron binding -> os-vif object -> plug -> XML -> unplug."""
     before = host.all_vfs()
-    binding = {
-        "id": "e2e00000-0000-4000-8000-000000000001",
-        "address": "fa:16:3e:e2:e2:01",
-        "type": "hw_veb",
-        "vnic_type": "direct",
-        "details": {"vlan": "321", "port_filter": False},
-        "profile": {"pci_slot": host.address(11), "physical_network":
-                    "physnet2", "pci_vendor_info": "8086:154c",
-                    "trusted": True},
-        "network": {"id": "5b1c8f9e-3c2d-4e5f-8a9b-0c1d2e3f4a5b",
-                    "label": "private", "bridge": None,
-                    "subnets": [], "meta": {"mtu": 1500}},
-        "devname": "tape2e00000-00",
-        "active": False,
-    }
+    binding = nova_vif("direct", vlan="321", pci_slot=host.address(11),
+                       id="e2e00000-0000-4000-8000-000000000001",
+                       address="fa:16:3e:e2:e2:01")
+    binding["profile"]["trusted"] = True
     vif = nova_integration.port_to_vif(binding)
     info = nova_integration.instance_info(INSTANCE.uuid, INSTANCE.name)
     os_vif.plug(vif, info)
@@ -381,20 +371,9 @@ def test_macvtap_port_binding_end_to_end(host):
     before = host.all_vfs()
     netdev = host.built.vf(2).ifname
     netdev_before = _netdev(netdev)
-    binding = {
-        "id": "e2e00000-0000-4000-8000-000000000002",
-        "address": "fa:16:3e:e2:e2:02",
-        "type": "hw_veb",
-        "vnic_type": "macvtap",
-        "details": {"vlan": "0", "port_filter": False},
-        "profile": {"pci_slot": host.address(2), "physical_network":
-                    "physnet2", "pci_vendor_info": "8086:154c"},
-        "network": {"id": "5b1c8f9e-3c2d-4e5f-8a9b-0c1d2e3f4a5b",
-                    "label": "flat", "bridge": None, "subnets": [],
-                    "meta": {"mtu": 1500}},
-        "devname": "tape2e00000-00",
-        "active": False,
-    }
+    binding = nova_vif("macvtap", vlan="0", pci_slot=host.address(2),
+                       id="e2e00000-0000-4000-8000-000000000002",
+                       address="fa:16:3e:e2:e2:02")
     vif = nova_integration.port_to_vif(binding)
     info = nova_integration.instance_info(INSTANCE.uuid, INSTANCE.name)
     os_vif.plug(vif, info)

@@ -29,12 +29,13 @@ from sriov_vif import libvirt_xml
 from sriov_vif import sysfs_tree
 from sriov_vif import vf_config
 from sriov_vif import vf_state
+from tests.nova_ports import PORT_ID
+from tests.nova_ports import nova_vif
 
 PF = "0000:81:00.0"
 VF_KEYS = {"index", "pci_address", "ifname", "driver", "mac", "vlan", "qos",
            "proto", "trust", "spoofchk", "link_state", "min_tx_rate",
            "max_tx_rate", "owner"}
-PORT_ID = "3f1d2c4b-5a69-4788-9abc-def012345678"
 
 
 @pytest.fixture(autouse=True)
@@ -120,26 +121,9 @@ def test_inventory_text_and_no_sriov_host(tree, capsys, tmp_path):
     assert out == "No SR-IOV physical function found on this host.\n"
 
 
-def _nova_vif(**kw):
-    vif = {
-        "id": PORT_ID, "address": "fa:16:3e:11:22:33", "type": "hw_veb",
-        "vnic_type": "direct", "details": {"vlan": "100",
-                                           "port_filter": False},
-        "profile": {"pci_slot": "0000:81:10.2",
-                    "physical_network": "physnet2",
-                    "pci_vendor_info": "8086:154c"},
-        "network": {"id": "5b1c8f9e-3c2d-4e5f-8a9b-0c1d2e3f4a5b",
-                    "label": "private", "bridge": None, "subnets": [],
-                    "meta": {"mtu": 1500}},
-        "devname": "tap3f1d2c4b-5a", "active": False,
-    }
-    vif.update(kw)
-    return vif
-
-
 def test_convert_then_xml_golden(tmp_path, capsys):
     binding = tmp_path / "port.json"
-    binding.write_text(json.dumps(_nova_vif()))
+    binding.write_text(json.dumps(nova_vif()))
     status, out, err = _run(capsys, "convert", str(binding))
     assert status == 0, err
     primitive = json.loads(out)
@@ -158,7 +142,7 @@ def test_convert_then_xml_golden(tmp_path, capsys):
 def test_xml_of_a_direct_vif_finds_the_netdev(tree, capsys):
     t, conf, _, tmp_path = tree
     binding = tmp_path / "port.json"
-    binding.write_text(json.dumps(_nova_vif(vnic_type="macvtap")))
+    binding.write_text(json.dumps(nova_vif("macvtap")))
     _, out, _ = _run(capsys, "convert", str(binding))
     (tmp_path / "vif.json").write_text(out)
     status, xml, err = _run(capsys, "--config-file", conf, "xml",
@@ -208,10 +192,7 @@ def test_missing_file_is_named(capsys, tmp_path):
 
 def test_stdin_is_read_for_dash(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO(
-        json.dumps(_nova_vif(vnic_type="direct-physical",
-                             type="hostdev_physical",
-                             profile={"pci_slot": "0000:81:00.1",
-                                      "physical_network": "physnet2"}))))
+        json.dumps(nova_vif("direct-physical"))))
     status, out, err = _run(capsys, "convert", "-")
     assert status == 0, err
     assert json.loads(out)["versioned_object.data"]["dev_type"] == "generic"
@@ -229,7 +210,7 @@ def test_attach_without_libvirt_says_so(capsys, tmp_path, monkeypatch):
 
 
 def _convert(capsys, tmp_path):
-    (tmp_path / "port.json").write_text(json.dumps(_nova_vif()))
+    (tmp_path / "port.json").write_text(json.dumps(nova_vif()))
     status, out, _ = _run(capsys, "convert", str(tmp_path / "port.json"))
     assert status == 0
     return out

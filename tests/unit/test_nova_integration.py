@@ -17,24 +17,11 @@ import pytest
 from sriov_vif import exception
 from sriov_vif import nova_integration
 from sriov_vif import sysfs_tree
+from tests.nova_ports import PORT_ID
+from tests.nova_ports import nova_vif
 
 os_vif.objects.register_all()
 
-PORT = "6a0c1e2d-3b4f-4a5b-8c6d-7e8f9a0b1c2d"
-
-
-def _port(vnic_type, pci_slot):
-    return {
-        "id": PORT, "address": "fa:16:3e:aa:bb:cc",
-        "type": "hw_veb", "vnic_type": vnic_type,
-        "details": {"vlan": "55", "port_filter": False},
-        "profile": {"pci_slot": pci_slot, "physical_network": "physnet2",
-                    "pci_vendor_info": "8086:154c"},
-        "network": {"id": "5b1c8f9e-3c2d-4e5f-8a9b-0c1d2e3f4a5b",
-                    "label": "private", "bridge": None, "subnets": [],
-                    "meta": {"mtu": 1500}},
-        "devname": "tap6a0c1e2d-3b", "active": False,
-    }
 
 
 @pytest.fixture
@@ -49,7 +36,7 @@ def tree(tmp_path):
 def test_direct_port_xml_names_the_vf_netdev(tree):
     t, built = tree
     vif = nova_integration.port_to_vif(
-        _port("macvtap", built.vf(2).pci_address))
+        nova_vif("macvtap", vlan="55", pci_slot=built.vf(2).pci_address))
     assert isinstance(vif, osv_vif.VIFDirect)
     xml = nova_integration.device_xml(vif, t.root)
     assert f'<source dev="{built.vf(2).ifname}" mode="passthrough" />' in xml
@@ -58,7 +45,7 @@ def test_direct_port_xml_names_the_vf_netdev(tree):
 def test_hostdev_port_xml_needs_no_netdev(tree):
     t, built = tree
     vif = nova_integration.port_to_vif(
-        _port("direct", built.vf(1).pci_address))
+        nova_vif("direct", vlan="55", pci_slot=built.vf(1).pci_address))
     xml = nova_integration.device_xml(vif, t.root)
     assert xml.startswith('<interface type="hostdev" managed="yes">')
     assert '<tag id="55" />' in xml
@@ -67,8 +54,8 @@ def test_hostdev_port_xml_needs_no_netdev(tree):
 def test_direct_port_on_a_vfio_vf_is_refused_with_its_address(tree):
     t, built = tree
     vif = nova_integration.port_to_vif(
-        _port("macvtap", built.vf(1).pci_address))
-    with pytest.raises(exception.InvalidXMLRequest, match=PORT):
+        nova_vif("macvtap", vlan="55", pci_slot=built.vf(1).pci_address))
+    with pytest.raises(exception.InvalidXMLRequest, match=PORT_ID):
         nova_integration.device_xml(vif, t.root)
 
 
