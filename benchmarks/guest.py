@@ -20,7 +20,7 @@ netlink are real), a sysfs-shaped tree that gives their VFs PCI addresses
 two real privsep daemons started by privsep-helper: sriov-vif's and the
 one of the nova legacy path (benchmarks.legacy). Every plug is read back
 with an rtnetlink reader that shares no code with sriov-vif
-(tests/kernel/rtnl_readback.py) and every unplug must give back the VF
+(harness/rtnl_readback.py) and every unplug must give back the VF
 table as it was; a VF that differs is a failure, whatever the timings.
 """
 
@@ -35,7 +35,6 @@ import functools
 import os
 from pathlib import Path
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -46,18 +45,15 @@ import os_vif
 from os_vif.objects import instance_info as osv_instance_info
 from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
-from oslo_config import cfg
-from oslo_privsep import priv_context
 
 from benchmarks import legacy
 from benchmarks import nlcount
 from benchmarks import xmlrate
-from sriov_vif import config
-from sriov_vif import kernel_guest
+from harness import netdevsim_host
+from harness import privsep_daemon
+from harness import rtnl_readback
 from sriov_vif import objects
 from sriov_vif import privsep
-from sriov_vif import sysfs_tree
-from tests.kernel import rtnl_readback
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PF_SIZES: Final = (8, 64, 256)
@@ -140,46 +136,32 @@ class Bench:
         self.addresses: dict[int, list[str]] = {}
         self.sysfs_root = ""
         self._serial = 0
+        self.host = netdevsim_host.NetdevsimHost(workdir)
+        self._daemons = contextlib.ExitStack()
 
     # Set-up.
 
     def create_pfs(self) -> None:
+        """PFs with PCI addresses from a tree, the plugin pointed there."""
         for numvfs in PF_SIZES:
-            self.pfs[numvfs] = kernel_guest.create_netdevsim_pf(
-                _DEV_IDS[numvfs], numvfs, numvfs)
-
-    def build_tree(self) -> None:
-        tree = sysfs_tree.SysfsTree(self.workdir / "sys")
-        for numvfs, pf in self.pfs.items():
-            built = tree.add_pf(
-                _PF_ADDRESSES[numvfs], [pf], driver="netdevsim",
-                numvfs=numvfs, totalvfs=numvfs, vf_driver="vfio-pci")
+            built = self.host.add_pf(_DEV_IDS[numvfs], _PF_ADDRESSES[numvfs],
+                                     numvfs)
+            self.pfs[numvfs] = built.ifnames[0]
             self.addresses[numvfs] = [vf.pci_address for vf in built.vfs]
-        self.sysfs_root = tree.root
+        self.sysfs_root = self.host.tree.root
+        self.host.configure_plugin()
 
     def start_daemons(self) -> None:
         """Both privsep daemons, as a deployment starts them."""
         # The legacy daemon imports benchmarks.legacy by name; both would
         # relay eventlet's import-time deprecation warning as log lines.
-        helper = shlex.join([
-            "env", "PYTHONWARNINGS=ignore", f"PYTHONPATH={REPO}",
-            str(Path(sys.prefix) / "bin" / "privsep-helper")])
-        conf = cfg.CONF
-        conf.set_override("helper_command", helper, config.PRIVSEP_GROUP)
-        conf.set_override("helper_command", helper, legacy.CFG_SECTION)
-        os_vif.initialize()
-        conf.set_override("sysfs_root", self.sysfs_root, config.GROUP)
-        conf.set_override("state_path", str(self.workdir / "state"),
-                          config.GROUP)
-        privsep.vif_plug.start(priv_context.Method.ROOTWRAP)
-        legacy.legacy_pctxt.start(priv_context.Method.ROOTWRAP)
+        for context in (privsep.vif_plug, legacy.legacy_pctxt):
+            self._daemons.enter_context(privsep_daemon.started(
+                context, PYTHONWARNINGS="ignore", PYTHONPATH=str(REPO)))
 
     def stop(self) -> None:
-        for context in (privsep.vif_plug, legacy.legacy_pctxt):
-            with contextlib.suppress(Exception):
-                context.stop()
-        for numvfs in self.pfs:
-            kernel_guest.destroy_netdevsim(_DEV_IDS[numvfs])
+        self._daemons.close()
+        self.host.release()
 
     # Ports and the two ways of plugging them.
 
@@ -366,10 +348,8 @@ def measure(settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sriov-vif-bench-") as tmp:
         bench = Bench(Path(tmp))
         try:
-            with _phase("netdevsim PFs with 8, 64 and 256 VFs"):
+            with _phase("netdevsim PFs with 8, 64 and 256 VFs, sysfs tree"):
                 bench.create_pfs()
-            with _phase("sysfs tree"):
-                bench.build_tree()
             with _phase("privsep daemons (sriov-vif, nova legacy)"):
                 bench.start_daemons()
             with _phase(f"{settings.roundtrips} interleaved round trips"):

@@ -13,7 +13,7 @@
 
 """Benchmarks of sriov-vif against nova's legacy SR-IOV path (tox -e bench).
 
-On the host this boots the netdevsim guest once (sriov_vif.kernel_guest),
+On the host this boots the netdevsim guest once (harness.kernel_guest),
 runs itself inside it with --in-guest to measure everything that needs
 VFs, gets the raw results back through a folder the guest may write,
 measures the XML rendering on the host as well, prints the table and
@@ -51,7 +51,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 from benchmarks import report  # noqa: E402
 from benchmarks import xmlrate  # noqa: E402
-from sriov_vif import kernel_guest  # noqa: E402
+from harness import kernel_guest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "doc" / "source" / "benchmarks.rst"
@@ -182,7 +182,7 @@ def _notes(results: dict[str, Any]) -> list[str]:
            "of theirs."),
         "Every plug is read back (MAC, VLAN, trust of the plugged VF, "
         "every other VF unchanged) with an rtnetlink reader that shares "
-        "no code with sriov-vif (tests/kernel/rtnl_readback.py), and "
+        "no code with sriov-vif (harness/rtnl_readback.py), and "
         "every unplug must give back the whole VF table as it was; the "
         "run fails on any difference.",
         "Threads: a ThreadPoolExecutor in one process, as nova-compute "

@@ -192,14 +192,6 @@ def _change_domain(args: argparse.Namespace, out: TextIO,
         out.write(f"detached VIF {vif.id} from domain {args.domain}\n")
 
 
-def cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
-    from sriov_vif import demo
-    status = demo.main(in_guest=args.in_guest, out=out)
-    if status:
-        raise exception.SriovVifError(
-            reason=f"the demonstration failed (status {status})")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Inspect and manage SR-IOV VFs for os-vif.")
@@ -249,12 +241,6 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("file", help="JSON file, or - for stdin")
         p.set_defaults(func=func)
 
-    p = sub.add_parser(
-        "demo", help="plug a hostdev and a direct VIF on netdevsim VFs in a "
-                     "QEMU guest")
-    p.add_argument("--in-guest", action="store_true",
-                   help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -17,7 +17,7 @@ privileged runs, which PF netdev carries the VF, the VF's index on it and
 whether the VF has a host netdev of its own (not when bound to vfio-pci).
 All of it is read from sysfs under a root the caller passes in
 ([os_vif_sriov] sysfs_root), so that tests and the demo can use a prepared
-tree (see sriov_vif.sysfs_tree).
+tree (see harness.sysfs_tree).
 
 Rules a reader of the code should know:
 

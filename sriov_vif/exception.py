@@ -126,18 +126,3 @@ class JournalError(SriovVifError):
 class LibvirtUnavailable(SriovVifError):
     msg_fmt = ("libvirt-python is not installed: install sriov-vif with its "
                "'libvirt' extra (needs Debian's libvirt-dev and pkg-config)")
-
-
-# Kernel test guest (tests/kernel, the demo, the benchmarks).
-
-class KernelGuestError(SriovVifError):
-    msg_fmt = "Kernel test guest: cannot %(step)s: %(reason)s"
-
-
-class KernelGuestTimeout(KernelGuestError):
-    msg_fmt = ("Kernel test guest: %(command)s was still running after "
-               "%(timeout)s s; the guest was killed")
-
-
-class NetdevsimError(KernelGuestError):
-    msg_fmt = "netdevsim device %(dev_id)s: %(reason)s"

@@ -29,16 +29,14 @@ import dataclasses
 import os
 from pathlib import Path
 import subprocess
-import sys
 from typing import Any
 
-from oslo_config import cfg
 from oslo_privsep import priv_context
 import pytest
 
-from sriov_vif import config
+from harness import iproute
+from harness import privsep_daemon
 from sriov_vif import privsep
-from tests import iproute
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -79,26 +77,11 @@ def nl_private_netns() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def nl_privsep_daemon(
         nl_private_netns: int) -> Iterator[priv_context.PrivContext]:
-    """sriov_vif's privsep context, its daemon launched the deployment way.
-
-    helper_command in [sriov_vif_privileged] names this environment's
-    privsep-helper and oslo.privsep runs it on the first entrypoint
-    call, from inside the private namespace. A daemon left running by
-    an earlier module (in another namespace) is stopped first.
+    """sriov_vif's privsep daemon, launched the deployment way, in the
+    private namespace (a daemon an earlier module left is stopped first).
     """
-    helper = Path(sys.prefix) / "bin" / "privsep-helper"
-    if not helper.is_file():
-        pytest.fail(f"{helper} is missing: oslo.privsep is not installed "
-                    f"in {sys.prefix}")
-    privsep.vif_plug.stop()
-    cfg.CONF.set_override("helper_command", str(helper),
-                          group=config.PRIVSEP_GROUP)
-    try:
-        yield privsep.vif_plug
-    finally:
-        privsep.vif_plug.stop()
-        cfg.CONF.clear_override("helper_command",
-                                group=config.PRIVSEP_GROUP)
+    with privsep_daemon.started(privsep.vif_plug) as context:
+        yield context
 
 
 def privsep_daemon_pids() -> list[int]:

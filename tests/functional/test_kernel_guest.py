@@ -25,8 +25,7 @@ import uuid
 
 import pytest
 
-from sriov_vif import exception
-from sriov_vif import kernel_guest
+from harness import kernel_guest
 
 
 def test_guest_status_output_and_rwdir_reach_the_host(tmp_path, capfd):
@@ -62,7 +61,7 @@ def test_a_hung_guest_is_killed_with_all_its_processes(monkeypatch):
     monkeypatch.setenv("SRIOV_VIF_TEST_RUN_TAG", tag)
     started = time.monotonic()
 
-    with pytest.raises(exception.KernelGuestTimeout,
+    with pytest.raises(kernel_guest.KernelGuestTimeout,
                        match="sleep 600 was still running after 5"):
         kernel_guest.run(["sleep", "600"], timeout=5)
 

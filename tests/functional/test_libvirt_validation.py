@@ -228,8 +228,9 @@ def _summary(device):
 
 
 def _device_by_alias(domain_xml, alias):
-    root = ET.fromstring(domain_xml)
-    for device in root.find("devices"):
+    devices = ET.fromstring(domain_xml).find("devices")
+    assert devices is not None
+    for device in devices:
         found = device.find("alias")
         if found is not None and found.get("name") == alias:
             return device
@@ -376,6 +377,7 @@ def test_qemu_driver_defines_and_keeps_the_device(qemu_results, name):
     assert "error" not in result, result.get("error")
     # The QEMU driver, not a stand-in, filled in its emulator.
     emulator = ET.fromstring(result["xml"]).find("devices/emulator")
+    assert emulator is not None and emulator.text is not None
     assert emulator.text.endswith("qemu-system-x86_64")
     device = VARIANTS[name]
     alias = device.find("alias").get("name")

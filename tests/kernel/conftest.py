@@ -13,7 +13,7 @@
 """Fixtures of the kernel tier: netdevsim PFs, the privsep daemon, readers.
 
 These tests only mean something on the guest kernel that
-`tox -e kernel` boots (python -m sriov_vif.kernel_guest run -- ...).
+`tox -e kernel` boots (python -m harness.kernel_guest run -- ...).
 Anywhere else the session stops with an error instead of skipping: a
 kernel tier that silently skips is a kernel tier that proves nothing.
 """
@@ -22,27 +22,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
-import itertools
-from pathlib import Path
-import sys
 from typing import Any
 
-from oslo_config import cfg
 from oslo_privsep import priv_context
 import pytest
 
-from sriov_vif import config
-from sriov_vif import exception
-from sriov_vif import kernel_guest
+from harness import iproute
+from harness import kernel_guest
+from harness import privsep_daemon as harness_privsep_daemon
+from harness import rtnl_readback
 from sriov_vif import privsep  # registers [sriov_vif_privileged]
-from tests import iproute
-from tests.kernel import rtnl_readback
 
 # Not run outside the guest (e.g. by pytest tests/ on the host)
 NOT_IN_GUEST = pytest.ExitCode.USAGE_ERROR
-# Well above any id a test or the demo picks by hand.
-_FIRST_DEV_ID = 100
-_dev_ids = itertools.count(_FIRST_DEV_ID)
 
 NetdevsimFactory = Callable[..., str]
 
@@ -53,20 +45,13 @@ def kernel_test_guest() -> None:
     if not kernel_guest.in_guest():
         pytest.exit(
             "tests/kernel must run inside the kernel test guest: "
-            "tox -e kernel, or python -m sriov_vif.kernel_guest run -- "
+            "tox -e kernel, or python -m harness.kernel_guest run -- "
             "python -m pytest tests/kernel", returncode=NOT_IN_GUEST)
     try:
         kernel_guest.load_netdevsim()
-    except exception.NetdevsimError as exc:
+    except kernel_guest.NetdevsimError as exc:
         pytest.exit(f"netdevsim is unusable in the guest: {exc}",
                     returncode=NOT_IN_GUEST)
-
-
-def _free_dev_id() -> int:
-    for dev_id in _dev_ids:
-        if not Path(f"/sys/bus/netdevsim/devices/netdevsim{dev_id}").exists():
-            return dev_id
-    raise AssertionError("unreachable: itertools.count is endless")
 
 
 @pytest.fixture
@@ -79,7 +64,7 @@ def netdevsim_pf_factory() -> Iterator[NetdevsimFactory]:
     created: list[int] = []
 
     def make(numvfs: int, max_vfs: int | None = None) -> str:
-        dev_id = _free_dev_id()
+        dev_id = kernel_guest.free_netdevsim_id()
         ifname = kernel_guest.create_netdevsim_pf(dev_id, numvfs, max_vfs)
         created.append(dev_id)
         return ifname
@@ -118,25 +103,6 @@ def vf_table() -> Callable[[str], rtnl_readback.VFTable]:
 
 @pytest.fixture(scope="session")
 def privsep_daemon() -> Iterator[priv_context.PrivContext]:
-    """The real privsep daemon of sriov_vif.privsep.vif_plug.
-
-    Started the way a deployment starts it: helper_command in
-    [sriov_vif_privileged] names this environment's privsep-helper, and
-    oslo.privsep runs it (as it would on the first entrypoint call) and
-    talks to it over its socket. Started here rather than by the first
-    test so that a daemon that cannot start fails this fixture with
-    oslo.privsep's own error.
-    """
-    helper = Path(sys.prefix) / "bin" / "privsep-helper"
-    if not helper.is_file():
-        pytest.fail(f"{helper} is missing: oslo.privsep is not installed "
-                    f"in {sys.prefix}")
-    cfg.CONF.set_override("helper_command", str(helper),
-                          group=config.PRIVSEP_GROUP)
-    privsep.vif_plug.start(priv_context.Method.ROOTWRAP)
-    try:
-        yield privsep.vif_plug
-    finally:
-        privsep.vif_plug.stop()
-        cfg.CONF.clear_override("helper_command",
-                                group=config.PRIVSEP_GROUP)
+    """The real privsep daemon of sriov_vif, started the deployment way."""
+    with harness_privsep_daemon.started(privsep.vif_plug) as context:
+        yield context

@@ -12,43 +12,85 @@
 
 """sriov-vif plug, unplug, restore and inventory on netdevsim VFs.
 
-The command runs as a separate process, as an operator would run it, and
-forks its own privsep daemon (it is root here); iproute2 reads back.
+The command runs in this process (cli.main), which saves importing
+os-vif and oslo anew under software emulation for every call, and once
+as a separate process, as an operator runs it, forking its own privsep
+daemon (it is root here). iproute2 reads back.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
+import logging
 import subprocess
 import sys
 
 import os_vif.objects
 from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
+import pytest
 
+from harness import kernel_guest
+from harness import netdevsim_host
+from sriov_vif import cli as sriov_vif_cli
 from sriov_vif import objects
-from sriov_vif import sysfs_tree
+from sriov_vif import privsep
 
 os_vif.objects.register_all()
 
 PF_ADDRESS = "0000:82:00.0"
 
 
-def _cli(conf, *args, stdin=None):
+@dataclasses.dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _cli_process(conf, *args):
     return subprocess.run(
         [sys.executable, "-m", "sriov_vif.cli", "--config-file", conf,
-         *args], capture_output=True, text=True, input=stdin, timeout=300,
-        check=False)
+         *args], capture_output=True, text=True, timeout=300, check=False)
 
 
-def _setup(tmp_path, pf_ifname):
-    tree = sysfs_tree.SysfsTree(str(tmp_path / "sys"))
-    built = tree.add_pf(PF_ADDRESS, [pf_ifname], driver="netdevsim",
-                        numvfs=8, totalvfs=8, vf_driver="vfio-pci")
-    conf = tmp_path / "sriov.conf"
-    conf.write_text(f"[os_vif_sriov]\nsysfs_root = {tree.root}\n"
-                    f"state_path = {tmp_path / 'state'}\n")
-    return built, str(conf)
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """run(conf, *args, stdin=None) -> Result of cli.main in this process.
+
+    Each call ends as the command's process would: its privsep daemon is
+    stopped (the next call forks a new one). The command sets up logging
+    for itself: the root logger is put back afterwards so that later
+    tests log as before.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+
+    def run(conf, *args, stdin=None):
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        try:
+            status = sriov_vif_cli.main(["--config-file", conf, *args])
+        finally:
+            privsep.vif_plug.stop()
+        out, err = capsys.readouterr()
+        return Result(status, out, err)
+
+    yield run
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
+@pytest.fixture
+def cli_host(tmp_path):
+    """(the 8-VF PF's tree entry, its netdev, a sriov-vif config file)."""
+    host = netdevsim_host.NetdevsimHost(tmp_path)
+    built = host.add_pf(kernel_guest.free_netdevsim_id(), PF_ADDRESS, 8)
+    yield built, built.ifnames[0], host.write_config()
+    host.release()
 
 
 def _vif_json(tmp_path, built, index, vif_id):
@@ -66,12 +108,12 @@ def _vfs(ip_link_json, pf):
     return {vf["vf"]: vf for vf in ip_link_json(pf)["vfinfo_list"]}
 
 
-def test_plug_inventory_unplug(tmp_path, netdevsim_pf, ip_link_json):
-    built, conf = _setup(tmp_path, netdevsim_pf)
+def test_plug_inventory_unplug(tmp_path, cli_host, cli, ip_link_json):
+    built, netdevsim_pf, conf = cli_host
     before = _vfs(ip_link_json, netdevsim_pf)
     vif = _vif_json(tmp_path, built, 3,
                     "c1100000-0000-4000-8000-000000000003")
-    result = _cli(conf, "plug", vif, "--instance-uuid",
+    result = cli(conf, "plug", vif, "--instance-uuid",
                   "9d9d9d9d-0000-4000-8000-000000000009",
                   "--instance-name", "instance-cli")
     assert result.returncode == 0, result.stderr
@@ -82,7 +124,7 @@ def test_plug_inventory_unplug(tmp_path, netdevsim_pf, ip_link_json):
     assert vf["address"] == "fa:16:3e:00:0c:03"
     assert vf["vlan_list"][0]["vlan"] == 77 and vf["trust"] is True
 
-    inventory = _cli(conf, "inventory", "--json")
+    inventory = cli(conf, "inventory", "--json")
     assert inventory.returncode == 0, inventory.stderr
     [pf] = json.loads(inventory.stdout)["pfs"]
     assert pf["ifname"] == netdevsim_pf and pf["numvfs"] == 8
@@ -96,42 +138,43 @@ def test_plug_inventory_unplug(tmp_path, netdevsim_pf, ip_link_json):
     assert [vf["owner"] for vf in pf["vfs"] if vf["index"] != 3] == [
         None] * 7
 
-    result = _cli(conf, "unplug", "-", stdin=open(vif).read())
+    result = cli(conf, "unplug", "-", stdin=open(vif).read())
     assert result.returncode == 0, result.stderr
     assert _vfs(ip_link_json, netdevsim_pf) == before
 
 
-def test_restore_after_a_crash(tmp_path, netdevsim_pf, ip_link_json):
-    built, conf = _setup(tmp_path, netdevsim_pf)
+def test_restore_after_a_crash(tmp_path, cli_host, cli, ip_link_json):
+    built, netdevsim_pf, conf = cli_host
     before = _vfs(ip_link_json, netdevsim_pf)
-    for index in (1, 2):
-        result = _cli(conf, "plug", _vif_json(
+    # The one run as a process of its own, with its own privsep daemon.
+    for index, run in ((1, _cli_process), (2, cli)):
+        result = run(conf, "plug", _vif_json(
             tmp_path, built, index, f"c2200000-0000-4000-8000-00000000000"
                                     f"{index}"))
         assert result.returncode == 0, result.stderr
     # nova-compute and its instances are gone: the operator restores.
-    result = _cli(conf, "restore", built.vf(2).pci_address)
+    result = cli(conf, "restore", built.vf(2).pci_address)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"restored VF {built.vf(2).pci_address}\n"
     assert _vfs(ip_link_json, netdevsim_pf)[2] == before[2]
     assert _vfs(ip_link_json, netdevsim_pf)[1] != before[1]
-    result = _cli(conf, "restore", "--all")
+    result = cli(conf, "restore", "--all")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"restored VF {built.vf(1).pci_address}\n"
     assert _vfs(ip_link_json, netdevsim_pf) == before
-    result = _cli(conf, "restore", "--all")
+    result = cli(conf, "restore", "--all")
     assert result.stdout == "no VF needed restoring\n"
 
 
-def test_errors_are_one_line(tmp_path, netdevsim_pf):
-    built, conf = _setup(tmp_path, netdevsim_pf)
+def test_errors_are_one_line(tmp_path, cli_host, cli):
+    built, _, conf = cli_host
     vif = _vif_json(tmp_path, built, 4,
                     "c3300000-0000-4000-8000-000000000004")
     bad = tmp_path / "bad.json"
     data = json.loads(open(vif).read())
     data["versioned_object.data"]["dev_address"] = "0000:82:1f.7"
     bad.write_text(json.dumps(data))
-    result = _cli(conf, "plug", str(bad))
+    result = cli(conf, "plug", str(bad))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -27,9 +27,9 @@ from typing import Any
 
 from oslo_privsep import priv_context
 
-from sriov_vif import kernel_guest
+from harness import kernel_guest
+from harness import rtnl_readback
 from tests.kernel import conftest
-from tests.kernel import rtnl_readback
 
 IpLinkJson = Callable[[str], dict[str, Any]]
 VFTableReader = Callable[[str], rtnl_readback.VFTable]

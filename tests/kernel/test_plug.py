@@ -35,15 +35,16 @@ from os_vif.objects import vif as osv_vif
 from oslo_config import cfg
 import pytest
 
+from harness import iproute
+from harness import kernel_guest
+from harness import netdevsim_host
 from sriov_vif import config
 from sriov_vif import journal
 from sriov_vif import libvirt_xml
 from sriov_vif import nova_integration
 from sriov_vif import objects
 from sriov_vif import plugin
-from sriov_vif import sysfs_tree
 from sriov_vif import vf_config
-from tests import iproute
 from tests.nova_ports import nova_vif
 
 PF_ADDRESS = "0000:81:00.0"
@@ -90,24 +91,19 @@ def _netdev(name):
 
 
 @pytest.fixture
-def host(netdevsim_pf_factory, privsep_daemon, ip_link_json, tmp_path):
-    pf_ifname = netdevsim_pf_factory(16, 16)
+def host(privsep_daemon, ip_link_json, tmp_path):
     veths = {2: _veth(), 3: _veth()}
-    tree = sysfs_tree.SysfsTree(str(tmp_path / "sys"))
-    built = tree.add_pf(PF_ADDRESS, [pf_ifname], driver="netdevsim",
-                        numvfs=16, totalvfs=16, vf_driver="netdevsim",
-                        vf_ifnames=lambda i: veths.get(i))
-    tree.bind(built.vf(1).pci_address, "vfio-pci")
-    state_path = str(tmp_path / "state")
-    os_vif.initialize()  # registers [os_vif_sriov]
-    cfg.CONF.set_override("sysfs_root", tree.root, config.GROUP)
-    cfg.CONF.set_override("state_path", state_path, config.GROUP)
-    yield Host(pf_ifname, tree, built, state_path, ip_link_json)
+    netdevsim = netdevsim_host.NetdevsimHost(tmp_path)
+    built = netdevsim.add_pf(
+        kernel_guest.free_netdevsim_id(), PF_ADDRESS, 16,
+        vf_driver="netdevsim", vf_ifnames=lambda i: veths.get(i))
+    netdevsim.tree.bind(built.vf(1).pci_address, "vfio-pci")
+    netdevsim.configure_plugin()
+    yield Host(built.ifnames[0], netdevsim.tree, built,
+               netdevsim.state_path, ip_link_json)
     for name in veths.values():
         subprocess.run(["ip", "link", "del", name], check=False)
-    for opt in ("sysfs_root", "state_path", "released_vf_mac",
-                "unsupported_attribute_action"):
-        cfg.CONF.clear_override(opt, config.GROUP)
+    netdevsim.release()
 
 
 def _hostdev(host, index, vif_id="a0000000-0000-4000-8000-000000000001",

@@ -14,7 +14,7 @@
 
 Every change goes through vf_config and the real privsep daemon, and is
 read back independently: with iproute2 (`ip -j -d link show`) where it
-can, and with tests/kernel/rtnl_readback.py (struct, no pyroute2) for a
+can, and with harness/rtnl_readback.py (struct, no pyroute2) for a
 PF with more VFs than iproute2 shows.
 """
 
@@ -31,12 +31,12 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 import pytest
 
+from harness import rtnl_readback
 from sriov_vif import exception
 from sriov_vif import vf_config
 from sriov_vif.vf_state import VFSettings
 from sriov_vif.vf_state import VFState
 from tests.kernel import conftest
-from tests.kernel import rtnl_readback
 
 IpLinkJson = Callable[[str], dict[str, Any]]
 VFTableReader = Callable[[str], rtnl_readback.VFTable]

@@ -23,10 +23,10 @@ from os_vif.objects import base as osv_base
 from oslo_config import cfg
 import pytest
 
+from harness import sysfs_tree
 from sriov_vif import cli
 from sriov_vif import journal
 from sriov_vif import libvirt_xml
-from sriov_vif import sysfs_tree
 from sriov_vif import vf_config
 from sriov_vif import vf_state
 from tests.nova_ports import PORT_ID

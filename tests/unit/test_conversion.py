@@ -424,4 +424,6 @@ def test_port_id_not_a_uuid_is_refused_naming_it():
 def test_not_a_mapping_is_refused():
     with pytest.raises(exception.InvalidPortBinding,
                        match="expected a nova VIF mapping, got list"):
-        conversion.from_nova_vif([nova_vif("direct")])
+        # Deliberately the wrong type, as an untyped caller could pass.
+        conversion.from_nova_vif(
+            [nova_vif("direct")])  # type: ignore[arg-type]

@@ -20,9 +20,9 @@ import pathlib
 
 import pytest
 
+from harness import sysfs_tree
 from sriov_vif import discovery
 from sriov_vif import exception
-from sriov_vif import sysfs_tree
 
 PF = "0000:81:00.0"
 VF2 = "0000:81:10.2"
@@ -354,8 +354,8 @@ def test_port_name_unsupported_by_the_real_kernel():
     else:
         pytest.skip("no netdev without phys_port_name on this host")
     device = os.path.realpath(os.path.join(netdev, "device"))
-    ifname, representors = discovery._own_netdevs(device)
-    assert ifname in os.listdir(os.path.join(device, "net"))
+    own, representors = discovery._own_netdevs(device)
+    assert own in os.listdir(os.path.join(device, "net"))
     assert representors == []
 
 

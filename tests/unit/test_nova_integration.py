@@ -14,9 +14,9 @@ import os_vif.objects
 from os_vif.objects import vif as osv_vif
 import pytest
 
+from harness import sysfs_tree
 from sriov_vif import exception
 from sriov_vif import nova_integration
-from sriov_vif import sysfs_tree
 from tests.nova_ports import PORT_ID
 from tests.nova_ports import nova_vif
 

@@ -28,11 +28,11 @@ from os_vif.objects import vif as osv_vif
 from oslo_config import cfg
 import pytest
 
+from harness import sysfs_tree
 from sriov_vif import config
 from sriov_vif import exception
 from sriov_vif import objects
 from sriov_vif import plugin
-from sriov_vif import sysfs_tree
 from sriov_vif import vf_config
 from sriov_vif import vf_state
 

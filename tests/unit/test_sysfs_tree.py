@@ -20,8 +20,8 @@ import re
 
 import pytest
 
+from harness import sysfs_tree
 from sriov_vif import exception
-from sriov_vif import sysfs_tree
 
 PF = "0000:81:00.0"
 

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""`sriov-vif demo`: the plugin at work on a real kernel, for a newcomer.
+"""The demonstration: the plugin at work on a real kernel, for a newcomer.
 
 No machine of ours has SR-IOV hardware, so the demo boots Debian's kernel
 with the netdevsim driver under QEMU (see kernel_guest) and plugs a
@@ -21,12 +21,16 @@ netdevsim VFs have no PCI functions, so a sysfs-shaped tree maps PCI
 addresses onto the real PF, and a veth stands in for the direct VF's
 netdev). It fails, non-zero, if a VF does not end up as requested or is
 not restored exactly.
+
+Run it with tools/demo.sh (README's first command), which installs what
+it needs; ``python -m harness.demo`` runs it in a ready environment.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import os
+from pathlib import Path
 import subprocess
 import sys
 import tempfile
@@ -40,13 +44,15 @@ from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
 from oslo_config import cfg
 
+from harness import kernel_guest
+from harness import netdevsim_host
+from harness import privsep_daemon
+from harness import sysfs_tree
 from sriov_vif import config
 from sriov_vif import inventory
 from sriov_vif import journal
-from sriov_vif import kernel_guest
 from sriov_vif import libvirt_xml
 from sriov_vif import objects
-from sriov_vif import sysfs_tree
 
 NETDEVSIM_ID = 7
 NUMVFS = 8
@@ -140,35 +146,30 @@ def _guest(out: TextIO) -> int:
     step = _Steps(out, 8)
     out.write(REAL_AND_SIMULATED)
     step(f"netdevsim PF with {NUMVFS} VFs (real kernel driver)")
-    pf_ifname = kernel_guest.create_netdevsim_pf(NETDEVSIM_ID, NUMVFS)
-    out.write(f"PF netdev: {pf_ifname}\n")
     _run(["ip", "link", "add", "name", DIRECT_NETDEV, "type", "veth",
           "peer", "name", DIRECT_NETDEV + "p"])
-    workdir = tempfile.mkdtemp(prefix="sriov-vif-demo-")
-    step("simulated PCI view: sysfs tree mapping VF addresses onto the PF")
-    tree = sysfs_tree.SysfsTree(os.path.join(workdir, "sys"))
-    built = tree.add_pf(
-        PF_ADDRESS, [pf_ifname], driver="netdevsim", numvfs=NUMVFS,
-        totalvfs=NUMVFS, vf_driver="netdevsim",
+    host = netdevsim_host.NetdevsimHost(
+        Path(tempfile.mkdtemp(prefix="sriov-vif-demo-")))
+    built = host.add_pf(
+        NETDEVSIM_ID, PF_ADDRESS, NUMVFS, vf_driver="netdevsim",
         vf_ifnames=lambda i: DIRECT_NETDEV if i == 2 else None)
+    out.write(f"PF netdev: {built.ifnames[0]}\n")
+    step("simulated PCI view: sysfs tree mapping VF addresses onto the PF")
     # The hostdev VF is bound to vfio-pci, as nova-compute leaves it.
-    tree.bind(built.vf(1).pci_address, "vfio-pci")
+    host.tree.bind(built.vf(1).pci_address, "vfio-pci")
     for vf in built.vfs[:3]:
         out.write(f"  VF {vf.index} = {vf.pci_address}\n")
-    conf = cfg.CONF
-    conf.set_override("sysfs_root", tree.root, config.GROUP)
-    conf.set_override("state_path", os.path.join(workdir, "state"),
-                      config.GROUP)
-    helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
     # The daemon relays its import-time warnings (eventlet's deprecation)
     # as log lines: noise in a demonstration.
-    conf.set_override("helper_command", f"env PYTHONWARNINGS=ignore {helper}",
-                      config.PRIVSEP_GROUP)
-    os_vif.initialize()
-    state = journal.Journal(os.path.join(workdir, "state"))
+    cfg.CONF.set_override(
+        "helper_command",
+        privsep_daemon.helper_command(PYTHONWARNINGS="ignore"),
+        config.PRIVSEP_GROUP)
+    host.configure_plugin()
+    state = journal.Journal(host.state_path)
 
     step("inventory before (VF table read from the kernel through privsep)")
-    before = inventory.collect(tree.root, state)
+    before = inventory.collect(host.tree.root, state)
     out.write(inventory.render(before))
 
     vifs = _vifs(built)
@@ -188,7 +189,7 @@ def _guest(out: TextIO) -> int:
     instance = osv_instance_info.InstanceInfo(**INSTANCE)
     for vif in vifs:
         os_vif.plug(vif, instance)
-    plugged = inventory.collect(tree.root, state)
+    plugged = inventory.collect(host.tree.root, state)
     out.write(inventory.render(plugged, before))
     out.write(_run(["ip", "-br", "link", "show", DIRECT_NETDEV]))
 
@@ -197,7 +198,7 @@ def _guest(out: TextIO) -> int:
     step("os_vif.unplug of both VIFs")
     for vif in vifs:
         os_vif.unplug(vif, instance)
-    after = inventory.collect(tree.root, state)
+    after = inventory.collect(host.tree.root, state)
     step("inventory after unplug (compared with the first one)")
     out.write(inventory.render(after, before))
     if _without_owner(after) != _without_owner(before):
@@ -209,7 +210,7 @@ def _guest(out: TextIO) -> int:
     step("clean up")
     with contextlib.suppress(subprocess.CalledProcessError):
         _run(["ip", "link", "del", DIRECT_NETDEV])
-    kernel_guest.destroy_netdevsim(NETDEVSIM_ID)
+    host.release()
     if failures:
         out.write("DEMO FAILED:\n" + "".join(f"  {f}\n" for f in failures))
         return 1
@@ -218,13 +219,26 @@ def _guest(out: TextIO) -> int:
     return 0
 
 
-def main(in_guest: bool, out: TextIO) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Prepare and boot the guest, or (inside it) run the demonstration."""
-    if in_guest:
-        return _guest(out)
-    out.write("sriov-vif demo: preparing a Debian kernel with netdevsim "
-              "(first run: a few minutes), then booting it under QEMU "
-              "(software emulation, about a minute).\n")
-    out.flush()
-    return kernel_guest.run([sys.executable, "-m", "sriov_vif.cli",
-                             "demo", "--in-guest"])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.demo",
+        description="sriov-vif on netdevsim VFs in a QEMU guest")
+    parser.add_argument("--in-guest", action="store_true",
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.in_guest:
+        return _guest(sys.stdout)
+    print("sriov-vif demo: preparing a Debian kernel with netdevsim (first "
+          "run: a minute or two), then booting it under QEMU (software "
+          "emulation, about a minute).", flush=True)
+    try:
+        return kernel_guest.run(
+            [sys.executable, "-m", "harness.demo", "--in-guest"])
+    except kernel_guest.KernelGuestError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,8 +19,13 @@ QEMU guest that boots Debian's own kernel plus a netdevsim module built
 from Debian's own kernel source: a real rtnetlink, real driver callbacks,
 nothing simulated in Python.
 
-Host side: prepare() fetches and builds what the guest needs (once, into a
-cache outside the repository); run() boots the guest with virtme-ng, the
+Host side: prepare() fetches Debian's kernel image and source with
+``apt-get download`` and builds netdevsim (once, into a cache outside the
+repository); it installs nothing: the Debian packages it needs are the
+``guest`` profile of bindep.txt, which the test command and the demo
+command install, and virtme-ng comes from tox's environment. What is
+missing is named, with the command that installs it. run() boots the
+guest with virtme-ng, the
 host's / as the guest's read-only root, runs one command in it and returns
 that command's exit status. QEMU runs without KVM (software emulation):
 the KVM of the machines we run on cannot run a normal guest kernel.
@@ -28,8 +33,8 @@ the KVM of the machines we run on cannot run a normal guest kernel.
 Guest side: in_guest() tells the guest from the host, and
 create_netdevsim_pf()/destroy_netdevsim() give tests a PF with VFs.
 
-Command line: ``python -m sriov_vif.kernel_guest prepare`` and
-``python -m sriov_vif.kernel_guest run -- COMMAND ARGS...``.
+Command line: ``python -m harness.kernel_guest prepare`` and
+``python -m harness.kernel_guest run -- COMMAND ARGS...``.
 """
 
 from __future__ import annotations
@@ -57,14 +62,11 @@ import threading
 import time
 from typing import IO
 
-from sriov_vif import exception
-
 CACHE_DIR_ENV = "SRIOV_VIF_GUEST_DIR"
 # Set inside the guest to the guest kernel's release: a host that happens
 # to inherit the variable still runs another kernel, so in_guest() stays
 # false there.
 GUEST_KERNEL_ENV = "SRIOV_VIF_GUEST_KERNEL"
-VIRTME_NG_REQUIREMENT = "virtme-ng>=1.42,<2"
 # Measured: the guest with 256 netdevsim VFs uses about 150 MiB of 1 GiB.
 DEFAULT_MEMORY = "1G"
 DEFAULT_CPUS = 2
@@ -80,7 +82,6 @@ GUEST_SETUP_FAILED = 125
 _NETDEVSIM_DEFAULT_MAX_VFS = 4
 _NETDEVSIM_BUS = Path("/sys/bus/netdevsim")
 _DEBUGFS = Path("/sys/kernel/debug")
-_APT_LISTS = Path("/var/lib/apt/lists")
 _SETTLE_TIMEOUT = 60
 # A second, cached, read-only share of the host's /; see _cached_dirs().
 _HOST_SHARE_TAG = "sriov_vif_host"
@@ -97,6 +98,32 @@ _NEVER_CACHED = frozenset([Path("/")] + [
 # minimal environment, and tox relies on these.
 _FORWARDED_ENV = ("PATH", "LANG", "LC_ALL", "HOME", "VIRTUAL_ENV", "CI")
 _FORWARDED_ENV_PREFIXES = ("SRIOV_VIF_", "PYTHON", "TOX_")
+
+
+class KernelGuestError(Exception):
+    """The guest cannot be prepared or run; says which step and why."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"Kernel test guest: cannot {step}: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+class KernelGuestTimeout(KernelGuestError):
+    def __init__(self, command: str, timeout: float) -> None:
+        Exception.__init__(
+            self, f"Kernel test guest: {command} was still running after "
+                  f"{timeout} s; the guest was killed")
+        self.step = "finish in time"
+        self.reason = f"{command} ran past {timeout} s"
+
+
+class NetdevsimError(KernelGuestError):
+    def __init__(self, dev_id: int | str, reason: str) -> None:
+        Exception.__init__(self, f"netdevsim device {dev_id}: {reason}")
+        self.step = f"use netdevsim device {dev_id}"
+        self.reason = reason
+
 
 Progress = Callable[[str], None]
 
@@ -145,12 +172,12 @@ def _command_output(argv: Sequence[str], step: str,
             list(argv), capture_output=True, text=True, env=env, cwd=cwd,
             check=False)
     except FileNotFoundError as exc:
-        raise exception.KernelGuestError(
+        raise KernelGuestError(
             step=step, reason=f"{argv[0]} is not installed ({exc})") from exc
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()
         tail = "\n".join(output[-25:])
-        raise exception.KernelGuestError(
+        raise KernelGuestError(
             step=step,
             reason=f"'{shlex.join(argv)}' exited with "
                    f"{result.returncode}:\n{tail}")
@@ -158,54 +185,17 @@ def _command_output(argv: Sequence[str], step: str,
 
 
 class _Apt:
-    """Debian's package tools, with at most one 'apt-get update'.
+    """Debian's package tools, read-only but for downloads into the cache.
 
-    The package lists of a fresh machine may be missing or stale; updating
-    them costs time and network, so it happens when there are none, or
-    once when an install or download fails.
+    The packages themselves are installed by the test and demo commands
+    (bindep.txt, profile guest); here apt only answers questions and
+    fetches the two .deb files the guest is made from.
     """
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.updated = False
         self.env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        # Other apt users (another tier, unattended-upgrades) hold the
-        # dpkg lock for a while: wait for it rather than fail.
-        self.options = ["-q", "-o", "DPkg::Lock::Timeout=600",
-                        "-o", "Acquire::Retries=3"]
-
-    def _apt_get(self, args: Sequence[str], step: str,
-                 cwd: Path | None = None) -> None:
-        _command_output(["apt-get", *self.options, *args], step,
-                        env=self.env, cwd=cwd)
-
-    def update(self) -> None:
-        _require_root("run apt-get update")
-        self.progress("apt-get update")
-        self._apt_get(["update"], "update the package lists")
-        self.updated = True
-
-    def update_if_no_lists(self) -> None:
-        if not any(_APT_LISTS.glob("*_Packages*")):
-            self.update()
-
-    @staticmethod
-    def installed(package: str) -> bool:
-        result = subprocess.run(
-            ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package],
-            capture_output=True, text=True, check=False)
-        return result.returncode == 0 and result.stdout.startswith("ii")
-
-    def install(self, packages: Sequence[str]) -> None:
-        missing = [p for p in packages if not self.installed(p)]
-        if not missing:
-            self.progress("Debian packages already installed: "
-                          + " ".join(packages))
-            return
-        _require_root("install " + " ".join(missing))
-        self.progress("apt-get install " + " ".join(missing))
-        self._apt_get(["install", "-y", "--no-install-recommends",
-                       *missing], "install " + " ".join(missing))
+        self.options = ["-q", "-o", "Acquire::Retries=3"]
 
     def depends(self, package: str) -> list[str]:
         output = _command_output(["apt-cache", "depends", package],
@@ -225,35 +215,32 @@ class _Apt:
         dest.mkdir(parents=True)
         # apt drops to the _apt user to download unless told otherwise;
         # that user cannot write into root's cache folder.
-        self._apt_get(["-o", "APT::Sandbox::User=root", "download", spec],
-                      f"download {spec}", cwd=dest)
+        _command_output(
+            ["apt-get", *self.options, "-o", "APT::Sandbox::User=root",
+             "download", spec],
+            f"download {spec} (if the package lists are stale, run "
+            f"apt-get update)", env=self.env, cwd=dest)
         debs = sorted(dest.glob("*.deb"))
         if len(debs) != 1:
-            raise exception.KernelGuestError(
+            raise KernelGuestError(
                 step=f"download {spec}",
                 reason=f"expected one .deb in {dest}, found {len(debs)}")
         return debs[0]
 
 
-def _require_root(action: str) -> None:
-    if os.geteuid() != 0:
-        raise exception.KernelGuestError(
-            step=action, reason="this needs root (run it as root, or "
-                                "install the packages yourself first)")
-
-
-def _current_kver(apt: _Apt) -> str:
+def _current_kver(dependencies: Sequence[str]) -> str:
     """The ABI Debian's kernel metapackage points at today.
 
+    dependencies are those of linux-image-amd64 (apt-cache depends).
     Never hard-coded: it moves with every kernel security update, and the
     old image and headers then disappear from the mirror.
     """
-    for dependency in apt.depends("linux-image-amd64"):
+    for dependency in dependencies:
         match = re.fullmatch(r"linux-image-(\d+\.\d+\.\d+-\d+-amd64)",
                              dependency)
         if match:
             return match.group(1)
-    raise exception.KernelGuestError(
+    raise KernelGuestError(
         step="find the current Debian kernel",
         reason="'apt-cache depends linux-image-amd64' names no "
                "linux-image-<version>-amd64 package")
@@ -292,7 +279,7 @@ def _extract_kernel(apt: _Apt, kver: str, workdir: Path, kroot: Path,
     _command_output(["dpkg-deb", "-x", str(deb), str(tmp)],
                     f"extract {deb.name}")
     if not (tmp / "boot" / f"vmlinuz-{kver}").is_file():
-        raise exception.KernelGuestError(
+        raise KernelGuestError(
             step=f"extract {deb.name}",
             reason=f"it has no boot/vmlinuz-{kver}")
     _replace_dir(tmp, kroot)
@@ -321,7 +308,7 @@ def _extract_netdevsim(apt: _Apt, kver: str, workdir: Path, src: Path,
          f"{package}/drivers/net/netdevsim/*"],
         f"extract netdevsim from {deb.name}")
     if not (tmp / "Makefile").is_file():
-        raise exception.KernelGuestError(
+        raise KernelGuestError(
             step=f"extract netdevsim from {deb.name}",
             reason="drivers/net/netdevsim/Makefile is not in the tarball")
     _replace_dir(tmp, src)
@@ -338,7 +325,7 @@ def _build_netdevsim(kver: str, src: Path, kroot: Path,
         "build netdevsim.ko")
     built = src / "netdevsim.ko"
     if not built.is_file():
-        raise exception.KernelGuestError(
+        raise KernelGuestError(
             step="build netdevsim.ko", reason=f"make produced no {built}")
     extra = kroot / "lib" / "modules" / kver / "extra"
     extra.mkdir(parents=True, exist_ok=True)
@@ -360,33 +347,41 @@ def _installed_vng() -> Path | None:
     return None
 
 
-def _find_vng(progress: Progress) -> Path:
-    """vng of this interpreter's environment or PATH; installed if absent.
-
-    pip refuses Debian's own Python (externally managed): its error, with
-    what to do instead, is then the message.
-    """
-    vng = _installed_vng()
-    if vng is not None:
-        return vng
-    progress(f"pip install {VIRTME_NG_REQUIREMENT}")
-    try:
-        _command_output(
-            [sys.executable, "-m", "pip", "install", "-q",
-             VIRTME_NG_REQUIREMENT], "install virtme-ng (vng)")
-    except exception.KernelGuestError as exc:
-        raise exception.KernelGuestError(
-            step="install virtme-ng (vng)",
-            reason=f"{exc.kwargs['reason']}\nInstall "
-                   f"'{VIRTME_NG_REQUIREMENT}' into a virtualenv and run "
-                   f"from it (tox -e kernel does)") from exc
+def _find_vng() -> Path:
+    """vng of this interpreter's environment or of PATH."""
     vng = _installed_vng()
     if vng is None:
-        raise exception.KernelGuestError(
-            step="install virtme-ng (vng)",
-            reason=f"pip installed it, but no vng is in "
-                   f"{sysconfig.get_path('scripts')} or on PATH")
+        raise KernelGuestError(
+            step="find virtme-ng (vng)",
+            reason=f"no vng in {sysconfig.get_path('scripts')} or on PATH: "
+                   f"run from tox (tox -e kernel), or pip install "
+                   f"'virtme-ng>=1.42,<2' into this environment")
     return vng
+
+
+# Commands prepare() and the guest need, and the package of bindep.txt's
+# guest profile that brings each.
+_GUEST_TOOLS = {
+    "qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static",
+    "depmod": "kmod", "udevadm": "udev", "make": "make", "gcc": "gcc",
+    "xz": "xz-utils", "dpkg-deb": "dpkg", "apt-get": "apt",
+}
+
+
+def _check_host(kver: str) -> None:
+    """Name every missing package at once, and how to install them."""
+    missing = sorted({package for tool, package in _GUEST_TOOLS.items()
+                      if shutil.which(tool) is None})
+    build = Path("/lib/modules") / kver / "build"
+    if not build.is_dir():
+        missing.append(f"linux-headers-{kver}")
+    if missing:
+        raise KernelGuestError(
+            step="prepare the guest",
+            reason=f"missing Debian packages: {' '.join(missing)}; install "
+                   f"bindep.txt's guest profile as root "
+                   f"(tools/install-packages.sh guest), which brings the "
+                   f"headers of the kernel linux-image-amd64 names today")
 
 
 @contextlib.contextmanager
@@ -403,10 +398,9 @@ def _locked(cache_dir: Path) -> Iterator[None]:
 
 def _prepare_once(apt: _Apt, cache_dir: Path,
                   progress: Progress) -> str:
-    kver = _current_kver(apt)
+    kver = _current_kver(apt.depends("linux-image-amd64"))
     progress(f"guest kernel: Debian's linux-image-{kver}")
-    apt.install(["qemu-system-x86", "busybox-static", "kmod", "udev",
-                 "make", "gcc", "xz-utils", f"linux-headers-{kver}"])
+    _check_host(kver)
     workdir = cache_dir / kver
     ready = workdir / "ready.json"
     if ready.is_file():
@@ -437,31 +431,21 @@ def prepare(cache_dir: Path | None = None,
             progress: Progress = print_progress) -> GuestKernel:
     """Make the guest kernel ready; quick when it already is.
 
-    Installs the Debian packages QEMU, virtme-ng and the module build
-    need, downloads Debian's current kernel image and source into
-    cache_dir (never into the repository) and builds netdevsim.ko into the
-    extracted kernel's module tree, where virtme-ng finds it.
+    Downloads Debian's current kernel image and source into cache_dir
+    (never into the repository) and builds netdevsim.ko into the
+    extracted kernel's module tree, where virtme-ng finds it. Installs
+    nothing: a missing package is named (KernelGuestError).
     """
     if platform.machine() != "x86_64":
-        raise exception.KernelGuestError(
+        raise KernelGuestError(
             step="prepare the guest",
             reason=f"only x86_64 hosts are supported, not "
                    f"{platform.machine()}")
     cache_dir = (cache_dir or default_cache_dir()).absolute()
     started = time.monotonic()
     with _locked(cache_dir):
-        apt = _Apt(progress)
-        apt.update_if_no_lists()
-        try:
-            kver = _prepare_once(apt, cache_dir, progress)
-        except exception.KernelGuestError as exc:
-            # Stale package lists name packages the mirror no longer has.
-            if apt.updated or os.geteuid() != 0:
-                raise
-            progress(f"retrying after apt-get update: {exc}")
-            apt.update()
-            kver = _prepare_once(apt, cache_dir, progress)
-        vng = _find_vng(progress)
+        kver = _prepare_once(_Apt(progress), cache_dir, progress)
+        vng = _find_vng()
     progress(f"guest ready in {time.monotonic() - started:.1f} s "
              f"(vng: {vng})")
     return GuestKernel(kver=kver, cache_dir=cache_dir, vng=vng)
@@ -564,7 +548,7 @@ def _boot(argv: Sequence[str], command: Sequence[str],
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(process)
-        raise exception.KernelGuestTimeout(
+        raise KernelGuestTimeout(
             command=shlex.join(command), timeout=timeout) from None
     except BaseException:
         _kill_group(process)
@@ -588,11 +572,11 @@ def run(command: Sequence[str], *,
     timeout seconds is killed and KernelGuestTimeout raised.
     """
     if not command:
-        raise exception.KernelGuestError(
+        raise KernelGuestError(
             step="run a command in the guest", reason="no command given")
     for rwdir in rwdirs:
         if not rwdir.is_dir():
-            raise exception.KernelGuestError(
+            raise KernelGuestError(
                 step="run a command in the guest",
                 reason=f"rwdir {rwdir} is not an existing directory")
     rwdirs = [rwdir.absolute() for rwdir in rwdirs]
@@ -631,10 +615,10 @@ def in_guest() -> bool:
 
 def _require_guest(dev_id: int) -> None:
     if not in_guest():
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id,
             reason="netdevsim devices are only made inside the kernel test "
-                   "guest (python -m sriov_vif.kernel_guest run -- ...)")
+                   "guest (python -m harness.kernel_guest run -- ...)")
 
 
 def _settle(dev_id: int) -> None:
@@ -643,7 +627,7 @@ def _settle(dev_id: int) -> None:
         subprocess.run(["udevadm", "settle", f"--timeout={_SETTLE_TIMEOUT}"],
                        check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id, reason=f"udevadm settle failed: {exc}") from exc
 
 
@@ -651,7 +635,7 @@ def _write(path: Path, value: str, dev_id: int) -> None:
     try:
         path.write_text(value)
     except OSError as exc:
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id,
             reason=f"writing {value!r} to {path} failed: {exc}") from exc
 
@@ -663,7 +647,7 @@ def load_netdevsim() -> None:
     result = subprocess.run(["modprobe", "netdevsim"], capture_output=True,
                             text=True, check=False)
     if result.returncode != 0:
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id="-", reason="modprobe netdevsim failed: "
                                + result.stderr.strip())
 
@@ -679,7 +663,7 @@ def _debugfs_dir(dev_id: int) -> Path:
                        check=False, capture_output=True)
     ddir = _DEBUGFS / "netdevsim" / f"netdevsim{dev_id}"
     if not ddir.is_dir():
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id, reason=f"{ddir} does not exist (is debugfs "
                                   f"mounted on {_DEBUGFS}?)")
     return ddir
@@ -687,17 +671,28 @@ def _debugfs_dir(dev_id: int) -> Path:
 
 def _validate_counts(dev_id: int, numvfs: int, max_vfs: int | None) -> int:
     if dev_id < 0:
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id, reason="the device id must be >= 0")
     if numvfs < 0:
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id, reason=f"numvfs {numvfs} must be >= 0")
     limit = numvfs if max_vfs is None else max_vfs
     if limit < numvfs:
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id,
             reason=f"max_vfs {max_vfs} is below numvfs {numvfs}")
     return limit
+
+
+def free_netdevsim_id(first: int = 100) -> int:
+    """The lowest netdevsim device id from first up that is not in use.
+
+    The default keeps clear of the ids the demo and benchmarks pick.
+    """
+    dev_id = first
+    while _device_dir(dev_id).exists():
+        dev_id += 1
+    return dev_id
 
 
 def create_netdevsim_pf(dev_id: int, numvfs: int,
@@ -713,7 +708,7 @@ def create_netdevsim_pf(dev_id: int, numvfs: int,
     load_netdevsim()
     device = _device_dir(dev_id)
     if device.exists():
-        raise exception.NetdevsimError(dev_id=dev_id,
+        raise NetdevsimError(dev_id=dev_id,
                                        reason=f"{device} already exists")
     _write(_NETDEVSIM_BUS / "new_device", f"{dev_id} 1", dev_id)
     _settle(dev_id)
@@ -724,7 +719,7 @@ def create_netdevsim_pf(dev_id: int, numvfs: int,
         _settle(dev_id)
     names = sorted(p.name for p in (device / "net").iterdir())
     if len(names) != 1:
-        raise exception.NetdevsimError(
+        raise NetdevsimError(
             dev_id=dev_id, reason=f"expected one PF netdev, found {names}")
     return names[0]
 
@@ -733,7 +728,7 @@ def destroy_netdevsim(dev_id: int) -> None:
     """Delete netdevsim device dev_id with its PF and VFs."""
     _require_guest(dev_id)
     if not _device_dir(dev_id).exists():
-        raise exception.NetdevsimError(dev_id=dev_id,
+        raise NetdevsimError(dev_id=dev_id,
                                        reason="no such device")
     _write(_NETDEVSIM_BUS / "del_device", str(dev_id), dev_id)
     _settle(dev_id)
@@ -743,7 +738,7 @@ def destroy_netdevsim(dev_id: int) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m sriov_vif.kernel_guest",
+        prog="python -m harness.kernel_guest",
         description="Debian's kernel with netdevsim VFs under QEMU, for "
                     "the kernel test tier, the demo and the benchmarks.")
     parser.add_argument(
@@ -753,8 +748,8 @@ def _parser() -> argparse.ArgumentParser:
              f"~/.cache/sriov-vif/kernel-guest)")
     commands = parser.add_subparsers(dest="action", required=True)
     commands.add_parser(
-        "prepare", help="install packages, fetch the kernel, build "
-                        "netdevsim (quick when already done)")
+        "prepare", help="fetch the kernel, build netdevsim (quick when "
+                        "already done)")
     run_parser = commands.add_parser(
         "run", help="boot the guest and run one command in it; exits with "
                     "the command's status",
@@ -809,10 +804,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(command, rwdirs=args.rwdir, memory=args.memory,
                    cpus=args.cpus, timeout=args.timeout,
                    cache_dir=args.cache_dir)
-    except exception.KernelGuestTimeout as exc:
+    except KernelGuestTimeout as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 124
-    except exception.KernelGuestError as exc:
+    except KernelGuestError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
 

@@ -23,10 +23,10 @@ the PF's sriov_* and numa_node files. VF addresses follow the PCIe rule
 (PF routing ID + offset + index * stride), so discovery's arithmetic is
 checked against an independent forward computation.
 
-It lives in the package, not under tests, because the kernel test tier
-and ``sriov-vif demo`` build trees too: they name the real netdevsim PF
-and real veths as the netdevs, and the plugin then drives those through
-netlink. Nothing here needs root.
+The kernel test tier, the demo and the benchmarks build trees too (see
+netdevsim_host): they name the real netdevsim PF and real veths as the
+netdevs, and the plugin then drives those through netlink. Nothing here
+needs root.
 """
 
 from __future__ import annotations
