@@ -13,14 +13,12 @@
 
 # Every test tier of sriov-vif, on a fresh Debian 12 machine, as root.
 #
-# Installs the Debian packages the tiers need (the kernel tier installs its
-# own QEMU and kernel packages: sriov_vif/kernel_guest.py), puts tox in a
-# virtualenv of its own (outside the repository, so Debian's Python stays
-# untouched), then runs each tier, even after one fails, and exits non-zero
-# if any failed.
+# Installs the Debian packages of bindep.txt's test and guest profiles and
+# tox (tools/install-packages.sh), then runs each tier, even after one
+# fails, and exits non-zero if any failed.
 #
 # Environment:
-#   SRIOV_VIF_TOOLS_VENV  where tox is installed
+#   SRIOV_VIF_TOOLS_VENV  where tox and bindep are installed
 #                         (default: ~/.cache/sriov-vif/tools-venv)
 #   SRIOV_VIF_GUEST_DIR   kernel guest cache
 #                         (default: ~/.cache/sriov-vif/kernel-guest)
@@ -28,18 +26,6 @@
 set -euo pipefail
 
 TIERS=(pep8 py3 functional kernel docs genconfig)
-# git: pbr takes the version from the repository's history.
-# libvirt-dev, pkg-config, gcc, python3-dev: libvirt-python builds from
-# source. libvirt-clients: virt-xml-validate and virsh; the test:///default
-# driver is built into libvirt0, so no daemon is needed. libxml2-utils:
-# xmllint, which virt-xml-validate runs. libvirt-daemon-driver-qemu and
-# qemu-system-x86: libvirt's embedded QEMU driver, the strictest judge of
-# our XML and the only driver that can attach devices.
-# iproute2: ip, the functional tier's independent reader.
-# python3-venv: the virtualenv tox runs from.
-DEBIAN_PACKAGES=(git gcc pkg-config python3-dev python3-venv libvirt-dev
-    libvirt-clients libxml2-utils libvirt-daemon-driver-qemu
-    qemu-system-x86 iproute2)
 TOOLS_VENV=${SRIOV_VIF_TOOLS_VENV:-$HOME/.cache/sriov-vif/tools-venv}
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,26 +43,8 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 2
 fi
 
-banner "Debian packages: ${DEBIAN_PACKAGES[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt_options=(-q -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-if ! apt-get "${apt_options[@]}" update; then
-    echo "apt-get update failed: check the network and" \
-        "/etc/apt/sources.list" >&2
-    exit 2
-fi
-if ! apt-get "${apt_options[@]}" install -y --no-install-recommends \
-        "${DEBIAN_PACKAGES[@]}"; then
-    echo "apt-get install failed for: ${DEBIAN_PACKAGES[*]}" >&2
-    exit 2
-fi
-
-banner "tox in $TOOLS_VENV"
-if [[ ! -x $TOOLS_VENV/bin/tox ]]; then
-    python3 -m venv "$TOOLS_VENV"
-    "$TOOLS_VENV/bin/pip" install -q --upgrade pip
-    "$TOOLS_VENV/bin/pip" install -q "tox>=4.6.0"
-fi
+banner "Debian packages (bindep.txt: test guest) and tox"
+SRIOV_VIF_TOOLS_VENV=$TOOLS_VENV tools/install-packages.sh test guest
 "$TOOLS_VENV/bin/tox" --version
 
 failed=()
