@@ -357,14 +357,24 @@ def test_bad_variable_fails_before_writing(
 def test_controller_gets_the_scheduler_filter_only(node: Node) -> None:
     """No PF exists on a controller: NUMVFS must not be checked there."""
     shutil.rmtree(node.sysfs)
+    node.install_cli()
+    controller = "n-api,n-sch,n-cond,q-svc,sriov-vif"
 
     node.ok("stack", "post-config", SRIOV_VIF_NUMVFS="4",
-            ENABLED_SERVICES="n-api,n-sch,n-cond,q-svc,sriov-vif")
+            ENABLED_SERVICES=controller)
 
     assert node.nova_conf.read_text() == NOVA_CONF.replace(
         FILTERS, FILTERS + ",PciPassthroughFilter")
     assert not node.filters.exists()
     assert not node.state.exists()
+
+    # Nor is there a journal to restore or remove.
+    node.state.mkdir(parents=True)
+    node.ok("unstack", ENABLED_SERVICES=controller)
+    node.ok("clean", ENABLED_SERVICES=controller)
+
+    assert node.state.is_dir()
+    assert not node.cli_argv.exists()
 
 
 def test_disabled_plugin_does_nothing(node: Node) -> None:
