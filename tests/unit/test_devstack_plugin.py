@@ -52,10 +52,15 @@ virt_type = kvm
 SPEC2 = '{"devname":"ens1f0","physical_network":"physnet2"}'
 SPEC3 = '{"devname":"ens2f0","physical_network":"physnet3"}'
 # umask 077: modes the plugin sets must not come from a lenient umask.
+# With SRIOV_VIF_DEVSTACK_DIR, devstack's own ini functions replace the
+# stand-ins.
 RUN_PLUGIN = """\
 set -o errexit
 umask 077
 source "$STUBS"
+if [ -n "$SRIOV_VIF_DEVSTACK_DIR" ]; then
+    source "$SRIOV_VIF_DEVSTACK_DIR/inc/ini-config"
+fi
 source "$REPO/devstack/settings"
 source "$REPO/devstack/plugin.sh" "$@"
 """
@@ -116,6 +121,8 @@ class Node:
             "PHYSICAL_NETWORK": "public",
             "SRIOV_VIF_STATE_PATH": str(self.state),
             "SRIOV_VIF_SYSFS_ROOT": str(self.sysfs),
+            "SRIOV_VIF_DEVSTACK_DIR":
+                os.environ.get("SRIOV_VIF_DEVSTACK_DIR", ""),
         }
 
     def add_pf(self, name: str, total: int, numvfs: int = 0) -> Path:
