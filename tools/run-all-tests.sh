@@ -27,7 +27,7 @@
 
 set -euo pipefail
 
-TIERS=(pep8 py3 functional kernel docs genconfig)
+TIERS=(pep8 py3 functional kernel nova docs genconfig)
 # git: pbr takes the version from the repository's history.
 # libvirt-dev, pkg-config, gcc, python3-dev: libvirt-python builds from
 # source. libvirt-clients: virt-xml-validate and virsh; the test:///default
@@ -36,10 +36,11 @@ TIERS=(pep8 py3 functional kernel docs genconfig)
 # qemu-system-x86: libvirt's embedded QEMU driver, the strictest judge of
 # our XML and the only driver that can attach devices.
 # iproute2: ip, the functional tier's independent reader.
+# patch: the nova tier applies nova-patches/ to nova.
 # python3-venv: the virtualenv tox runs from.
 DEBIAN_PACKAGES=(git gcc pkg-config python3-dev python3-venv libvirt-dev
     libvirt-clients libxml2-utils libvirt-daemon-driver-qemu
-    qemu-system-x86 iproute2)
+    qemu-system-x86 iproute2 patch)
 TOOLS_VENV=${SRIOV_VIF_TOOLS_VENV:-$HOME/.cache/sriov-vif/tools-venv}
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
