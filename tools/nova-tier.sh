@@ -45,7 +45,7 @@ CONSTRAINTS=$PATCHES/constraints.txt
 
 VIF_TESTS='nova\.tests\.unit\.virt\.libvirt\.test_vif\.'
 # test_driver.py: every test whose name says it handles SR-IOV ports,
-# direct passthrough, PCI devices or VIF plugging (48 of its tests).
+# direct passthrough, PCI devices or VIF plugging (47 of its tests).
 DRIVER_TESTS='nova\.tests\.unit\.virt\.libvirt\.test_driver\.[A-Za-z]+\.test_[a-z0-9_]*(sriov|hw_veb|hostdev|direct_passthrough|direct_physical|macvtap|vnic|plug_vifs|unplug_vifs|vifs_xml|dummy_vif|vif_errors|vif_model|attach_interface|detach_interface|detach_pci_devices|interfaces|suspend|resume_guest_after_snapshot|pci_devices)'
 FUNCTIONAL_TESTS='nova\.tests\.functional\.libvirt\.test_pci_sriov_servers\.(SRIOVServersTest|SRIOVAttachDetachTest)\.'
 
