@@ -147,12 +147,16 @@ def cmd_unplug(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> None:
-    if args.all == bool(args.pci_addresses):
+    if args.all == bool(args.pci_addresses or args.vif):
         raise exception.SriovVifError(
-            reason="restore needs --all or one or more VF PCI addresses")
+            reason="restore needs --all, --vif or one or more VF PCI "
+                   "addresses")
     _start_privsep()
     result = _sriov_plugin().restore(
-        None if args.all else list(args.pci_addresses))
+        None if args.all else list(args.pci_addresses),
+        vif_ids=list(args.vif))
+    for vif_id in result.not_found:
+        out.write(f"no VF is journaled for VIF {vif_id}\n")
     if not result.restored and not result.failed:
         out.write("no VF needed restoring\n")
     for address in result.restored:
@@ -230,6 +234,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="put VFs back from the journal")
     p.add_argument("--all", action="store_true",
                    help="every VF with a journal record")
+    p.add_argument("--vif", action="append", default=[],
+                   metavar="VIF_ID",
+                   help="the VF journaled for this VIF (port) id, "
+                        "whatever its binding says; repeatable")
     p.add_argument("pci_addresses", nargs="*", metavar="PCI")
     p.set_defaults(func=cmd_restore)
 

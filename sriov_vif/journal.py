@@ -284,6 +284,20 @@ class Journal:
         finally:
             os.close(fd)
 
+    def find_vif(self, vif_id: str) -> VFRecord | None:
+        """The record of the VF plugged for vif_id, or None.
+
+        For an unplug whose binding names another VF (another host's
+        binding). Unreadable records are only logged here: the caller
+        holds no lock on them. The result is read without the VF's lock:
+        load it again under locked() before acting on it.
+        """
+        for address in self.addresses():
+            record = self.load(address, quarantine=False)
+            if record is not None and record.owner.vif_id == vif_id:
+                return record
+        return None
+
     def addresses(self) -> list[str]:
         """PCI addresses of every VF with a record, sorted."""
         try:

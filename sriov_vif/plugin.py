@@ -19,6 +19,7 @@ no root, no hardware and no network.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import threading
 
@@ -56,6 +57,8 @@ class RestoreResult:
 
     restored: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    # VIF ids asked for by restore(vif_ids=...) that no record names.
+    not_found: list[str] = dataclasses.field(default_factory=list)
 
 
 class SriovPlugin(osv_plugin.PluginBase):
@@ -204,33 +207,77 @@ class SriovPlugin(osv_plugin.PluginBase):
         address = discovery.validate_pci_address(vif.dev_address)
         with self.state_journal.locked(address):
             record = self.state_journal.load(address)
-            if record is None:
-                LOG.info("Unplug of VIF %(vif)s: VF %(vf)s has no journal "
-                         "record (never plugged, or already unplugged); "
-                         "nothing to restore.",
-                         {"vif": vif.id, "vf": address})
+            if record is not None and record.owner.vif_id == vif.id:
+                self._restore_locked(record, release=True)
                 return
-            if record.owner.vif_id != vif.id:
-                LOG.warning("Unplug of VIF %(vif)s: VF %(vf)s now belongs "
-                            "to VIF %(owner)s; leaving it alone.",
-                            {"vif": vif.id, "vf": address,
-                             "owner": record.owner.vif_id})
-                return
-            self._restore_locked(record, release=True)
+        if record is not None:
+            LOG.warning("Unplug of VIF %(vif)s: VF %(vf)s now belongs "
+                        "to VIF %(owner)s; leaving it alone.",
+                        {"vif": vif.id, "vf": address,
+                         "owner": record.owner.vif_id})
+        # nova unplugs with another host's binding after a failed live
+        # migration or an evacuation: the VF this VIF really has here is
+        # the one the journal names for it.
+        owned = self.state_journal.find_vif(vif.id)
+        if owned is None:
+            LOG.info("Unplug of VIF %(vif)s: no VF has a journal record "
+                     "for it (%(vf)s named by the binding; never plugged "
+                     "here, or already unplugged); nothing to restore.",
+                     {"vif": vif.id, "vf": address})
+            return
+        LOG.info("Unplug of VIF %(vif)s: the binding names VF %(vf)s, but "
+                 "the VIF was plugged on VF %(own)s here; restoring that.",
+                 {"vif": vif.id, "vf": address, "own": owned.pci_address})
+        self._restore_owned(owned.pci_address, vif.id)
 
-    def restore(self, addresses: list[str] | None = None) -> RestoreResult:
+    def _restore_owned(self, address: str, vif_id: str) -> bool:
+        """Restore the VF at address if its record is still vif_id's."""
+        with self.state_journal.locked(address):
+            record = self.state_journal.load(address)
+            if record is None or record.owner.vif_id != vif_id:
+                LOG.info("VF %(vf)s is no longer journaled for VIF "
+                         "%(vif)s; nothing to restore.",
+                         {"vf": address, "vif": vif_id})
+                return False
+            self._restore_locked(record, release=True)
+            return True
+
+    def restore(self, addresses: list[str] | None = None,
+                vif_ids: Sequence[str] = ()) -> RestoreResult:
         """Put VFs back from the journal after a crash.
 
-        With no addresses, every journaled VF is restored. The owner is
-        not checked: this is the operator's (or devstack's) tool for VFs
-        whose instances are gone. A VF that cannot be restored keeps its
-        record and does not stop the others.
+        With no addresses and no VIF ids, every journaled VF is restored.
+        The owner of an address is not checked: this is the operator's (or
+        devstack's) tool for VFs whose instances are gone. A VIF id
+        restores the VF journaled for that VIF, if any (else it is listed
+        in not_found). A VF that cannot be restored keeps its record and
+        does not stop the others.
         """
         records = self.state_journal
+        result = RestoreResult()
+        for vif_id in vif_ids:
+            owned = records.find_vif(vif_id)
+            try:
+                done = owned is not None and self._restore_owned(
+                    owned.pci_address, vif_id)
+            except exception.SriovVifError as exc:
+                assert owned is not None
+                LOG.error("VF %(vf)s could not be restored: %(err)s",
+                          {"vf": owned.pci_address, "err": exc})
+                result.failed[owned.pci_address] = str(exc)
+                continue
+            if done:
+                assert owned is not None
+                result.restored.append(owned.pci_address)
+            else:
+                LOG.info("VIF %s has no journal record; nothing to "
+                         "restore.", vif_id)
+                result.not_found.append(vif_id)
+        if vif_ids and not addresses:
+            return result
         wanted = (records.addresses() if addresses is None
                   else [discovery.validate_pci_address(a)
                         for a in addresses])
-        result = RestoreResult()
         for address in wanted:
             try:
                 with records.locked(address):

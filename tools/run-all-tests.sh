@@ -25,7 +25,7 @@
 
 set -euo pipefail
 
-TIERS=(pep8 py3 functional kernel docs genconfig)
+TIERS=(pep8 py3 functional kernel nova docs genconfig)
 TOOLS_VENV=${SRIOV_VIF_TOOLS_VENV:-$HOME/.cache/sriov-vif/tools-venv}
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -157,7 +157,7 @@ def test_xml_of_a_direct_vif_finds_the_netdev(tree, capsys):
      PORT_ID),
     (["xml"], json.dumps({"versioned_object.name": "VIFBridge"}), "VIF"),
     (["plug"], json.dumps({"nope": 1}), "versioned_object"),
-    (["restore"], None, "--all or one or more"),
+    (["restore"], None, "--all, --vif or one or more"),
     (["restore", "0000:81:10.2/../x"], None, "0000:81:10.2/../x"),
 ])
 def test_errors_are_one_line_and_non_zero(tmp_path, capsys, argv, content,
@@ -220,3 +220,12 @@ def test_usage_errors_exit_two(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["frobnicate"])
     assert exit_info.value.code == 2
+
+
+def test_restore_by_vif_id_without_a_record(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_start_privsep", lambda: None)
+    status, out, err = _run(capsys, "--config-file", _state_conf(tmp_path),
+                            "restore", "--vif", PORT_ID)
+    assert (status, err) == (0, "")
+    assert out.splitlines() == [f"no VF is journaled for VIF {PORT_ID}",
+                                "no VF needed restoring"]

@@ -10,6 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+from os_vif import exception as osv_exception
 import os_vif.objects
 from os_vif.objects import vif as osv_vif
 import pytest
@@ -18,6 +19,7 @@ from harness import sysfs_tree
 from sriov_vif import exception
 from sriov_vif import nova_integration
 from tests.nova_ports import PORT_ID
+from tests.nova_ports import VF_ADDRESS
 from tests.nova_ports import nova_vif
 
 os_vif.objects.register_all()
@@ -64,3 +66,47 @@ def test_instance_info_carries_the_owner():
         "0f0e0d0c-1111-4222-8333-444455556666", "instance-7")
     assert (info.uuid, info.name) == (
         "0f0e0d0c-1111-4222-8333-444455556666", "instance-7")
+
+
+def test_given_vf_netdev_is_used_without_sysfs(tmp_path):
+    vif = nova_integration.port_to_vif(nova_vif("macvtap", vlan="55"))
+    xml = nova_integration.device_xml(vif, str(tmp_path / "no-sysfs"),
+                                      vf_netdev="enp129s0f0v2")
+    assert '<source dev="enp129s0f0v2" mode="passthrough" />' in xml
+
+
+def _plug_error(err):
+    # What os_vif.plug raises around a plugin's exception.
+    return osv_exception.PlugException(vif="vif", err=err)
+
+
+def test_missing_vf_netdev_names_the_vf_inside_os_vifs_wrapper():
+    err = exception.VFNetdevNotFound(address=VF_ADDRESS, driver="vfio-pci")
+    assert nova_integration.missing_vf_netdev(_plug_error(err)) == VF_ADDRESS
+    assert nova_integration.missing_vf_netdev(err) == VF_ADDRESS
+
+
+def test_missing_vf_netdev_follows_chained_exceptions():
+    try:
+        try:
+            raise exception.VFNetdevNotFound(address=VF_ADDRESS,
+                                             driver="none")
+        except exception.VFNetdevNotFound as inner:
+            raise RuntimeError("wrapped") from inner
+    except RuntimeError as outer:
+        assert nova_integration.missing_vf_netdev(outer) == VF_ADDRESS
+
+
+@pytest.mark.parametrize("err", [
+    exception.JournalError(path="/var/lib/sriov-vif", reason="read-only"),
+    exception.PciDeviceNotFound(address=VF_ADDRESS, sysfs_root="/sys"),
+    RuntimeError("privsep daemon did not start"),
+])
+def test_other_plug_failures_are_not_a_missing_netdev(err):
+    assert nova_integration.missing_vf_netdev(_plug_error(err)) is None
+
+
+def test_plugin_name_is_the_entry_point():
+    assert nova_integration.PLUGIN_NAME == "sriov"
+    vif = nova_integration.port_to_vif(nova_vif("direct", vlan="55"))
+    assert vif.plugin == nova_integration.PLUGIN_NAME

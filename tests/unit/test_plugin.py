@@ -395,3 +395,73 @@ def test_a_netdev_mac_that_cannot_be_set_again_is_left_alone(sriov, host,
     # forever on a MAC the kernel refuses.
     assert kernel.netdevs[netdev] == ("fa:16:3e:00:01:0b", False)
     assert sriov.state_journal.addresses() == []
+
+
+def _elsewhere(vif, host, index):
+    """The same VIF as nova sees it with another host's binding."""
+    moved = vif.obj_clone()
+    moved.dev_address = host.vf(index).pci_address
+    return moved
+
+
+def test_unplug_with_another_hosts_binding_restores_the_vif_own_vf(
+        sriov, host, kernel, caplog):
+    caplog.set_level(logging.INFO)
+    original, other = kernel.vfs[2], kernel.vfs[9]
+    vif = _hostdev(host, 2, trusted=True)
+    sriov.plug(vif, INSTANCE)
+    sriov.unplug(_elsewhere(vif, host, 9), INSTANCE)
+    assert kernel.vfs[2] == dataclasses.replace(original,
+                                                mac=vf_state.ZERO_MAC)
+    assert kernel.vfs[9] == other
+    assert sriov.state_journal.addresses() == []
+    assert "was plugged on VF " + host.vf(2).pci_address in caplog.text
+
+
+def test_unplug_with_a_binding_naming_another_vifs_vf(sriov, host, kernel):
+    mine, theirs = _hostdev(host, 3), _hostdev(host, 4, vif_id=VIF_B,
+                                               vlan=40, trusted=True)
+    original = kernel.vfs[3]
+    sriov.plug(mine, INSTANCE)
+    sriov.plug(theirs, INSTANCE)
+    sriov.unplug(_elsewhere(mine, host, 4), INSTANCE)
+    assert kernel.vfs[3] == dataclasses.replace(original,
+                                                mac=vf_state.ZERO_MAC)
+    assert (kernel.vfs[4].vlan, kernel.vfs[4].trust) == (40, True)
+    assert sriov.state_journal.addresses() == [host.vf(4).pci_address]
+
+
+def test_unplug_by_vif_also_restores_a_direct_vfs_netdev(sriov, host,
+                                                         kernel):
+    netdev = host.vf(5).ifname
+    before = kernel.netdevs[netdev]
+    vif = _direct(host, 5)
+    sriov.plug(vif, INSTANCE)
+    assert kernel.netdevs[netdev] != before
+    sriov.unplug(_elsewhere(vif, host, 6), INSTANCE)
+    assert kernel.netdevs[netdev] == before
+    assert sriov.state_journal.addresses() == []
+
+
+def test_unplug_of_an_unknown_vif_elsewhere_is_a_logged_noop(
+        sriov, host, kernel, caplog):
+    caplog.set_level(logging.INFO)
+    sriov.plug(_hostdev(host, 7, vif_id=VIF_B), INSTANCE)
+    applied = len(kernel.applied)
+    sriov.unplug(_hostdev(host, 8), INSTANCE)
+    assert "no VF has a journal record for it" in caplog.text
+    assert len(kernel.applied) == applied
+    assert sriov.state_journal.addresses() == [host.vf(7).pci_address]
+
+
+def test_restore_by_vif_id(sriov, host, kernel):
+    original = kernel.vfs[10]
+    sriov.plug(_hostdev(host, 10, trusted=True), INSTANCE)
+    sriov.plug(_hostdev(host, 11, vif_id=VIF_B), INSTANCE)
+    unknown = "cccccccc-0000-4000-8000-000000000003"
+    result = sriov.restore(vif_ids=[VIF_A, unknown])
+    assert result == plugin.RestoreResult(
+        restored=[host.vf(10).pci_address], not_found=[unknown])
+    assert kernel.vfs[10] == dataclasses.replace(original,
+                                                 mac=vf_state.ZERO_MAC)
+    assert sriov.state_journal.addresses() == [host.vf(11).pci_address]
