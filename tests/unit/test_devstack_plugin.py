@@ -26,6 +26,7 @@ import configparser
 import json
 import os
 from pathlib import Path
+import re
 import shutil
 import stat
 import subprocess
@@ -48,6 +49,18 @@ enabled_filters = {FILTERS}
 
 [libvirt]
 virt_type = kvm
+"""
+FAKE_VIF_PY = "class LibvirtGenericVIFDriver:\n    def plug(self):\n" \
+    "        legacy()\n"
+# A nova change of the shape of nova-patches/<release>/sriov-vif.patch.
+FAKE_PATCH = """\
+--- a/nova/virt/libvirt/vif.py
++++ b/nova/virt/libvirt/vif.py
+@@ -1,3 +1,3 @@
+ class LibvirtGenericVIFDriver:
+     def plug(self):
+-        legacy()
++        sriov_vif()
 """
 SPEC2 = '{"devname":"ens1f0","physical_network":"physnet2"}'
 SPEC3 = '{"devname":"ens2f0","physical_network":"physnet3"}'
@@ -97,8 +110,12 @@ class Node:
         self.state = root / "var/lib/sriov_vif"
         self.log = root / "calls.log"
         self.cli_argv = root / "cli-argv"
+        self.nova = root / "opt/stack/nova"
+        self.vif_py = self.nova / "nova/virt/libvirt/vif.py"
+        self.patches = root / "nova-patches"
         self.filters.parent.mkdir(parents=True)
         self.bin.mkdir()
+        self.add_nova("34.0.0")
         self.nova_conf.write_text(NOVA_CONF)
         self.add_pf("ens1f0", total=16)
         self.add_pf("ens2f0", total=8)
@@ -115,6 +132,8 @@ class Node:
                 check=True).stdout.strip(),
             "NOVA_CONF_DIR": str(self.nova_conf.parent),
             "NOVA_CONF": str(self.nova_conf),
+            "NOVA_DIR": str(self.nova),
+            "SRIOV_VIF_NOVA_PATCHES": str(self.patches),
             "ENABLED_SERVICES": ALL_IN_ONE,
             # neutron's variable; devstack defaults PHYSICAL_NETWORK.
             "PHYSICAL_DEVICE_MAPPINGS": "physnet2:ens1f0,physnet3:ens2f0",
@@ -132,6 +151,19 @@ class Node:
         (device / "sriov_totalvfs").write_text(f"{total}\n")
         (device / "sriov_numvfs").write_text(f"{numvfs}\n")
         return device
+
+    def add_nova(self, release: str) -> None:
+        """nova's checkout at tag release, and a patch for that release."""
+        self.vif_py.parent.mkdir(parents=True, exist_ok=True)
+        self.vif_py.write_text(FAKE_VIF_PY)
+        git = ["git", "-C", str(self.nova), "-c", "user.name=t",
+               "-c", "user.email=t@t.invalid"]
+        subprocess.run(["git", "init", "-q", str(self.nova)], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", release], check=True)
+        subprocess.run([*git, "tag", release], check=True)
+        (self.patches / release).mkdir(parents=True, exist_ok=True)
+        (self.patches / release / "sriov-vif.patch").write_text(FAKE_PATCH)
 
     def numvfs(self, name: str) -> str:
         path = self.sysfs / "class/net" / name / "device/sriov_numvfs"
@@ -242,6 +274,56 @@ def test_install_develops_the_library_with_the_default_bindep_profile(
     assert not (REPO / "devstack/files/bindep.txt").exists()
 
 
+def test_install_applies_the_nova_patch_of_novas_release_once(
+        node: Node) -> None:
+    node.ok("stack", "install")
+    patched = node.vif_py.read_text()
+    assert "sriov_vif()" in patched and "legacy()" not in patched
+
+    result = node.ok("stack", "install")
+
+    assert "already carries" in result.stdout
+    assert node.vif_py.read_text() == patched
+
+
+@pytest.mark.parametrize("change, reason", [
+    ("release", "nova 35.0.0 .* has no sriov-vif patch in"),
+    ("code", "does not apply to nova in .* without fuzz"),
+])
+def test_install_refuses_a_nova_the_patch_is_not_for(
+        node: Node, change: str, reason: str) -> None:
+    if change == "release":
+        subprocess.run(["git", "-C", str(node.nova), "tag", "-d", "34.0.0"],
+                       check=True, capture_output=True)
+        subprocess.run(["git", "-C", str(node.nova), "tag", "35.0.0"],
+                       check=True)
+    else:
+        node.vif_py.write_text(FAKE_VIF_PY.replace("legacy()", "other()"))
+    before = node.vif_py.read_text()
+
+    result = node.run("stack", "install")
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert re.search(reason, line), line
+    assert node.vif_py.read_text() == before
+
+
+def test_without_the_patch_nova_keeps_its_legacy_code(node: Node) -> None:
+    node.ok("stack", "install", SRIOV_VIF_PATCH_NOVA="False")
+    node.ok("stack", "post-config", SRIOV_VIF_PATCH_NOVA="False")
+
+    assert node.vif_py.read_text() == FAKE_VIF_PY
+    assert ini_values(node.nova_conf, "libvirt",
+                      "use_os_vif_for_sriov") == []
+
+
+def test_the_real_patches_are_where_devstack_looks() -> None:
+    # settings: SRIOV_VIF_NOVA_PATCHES defaults to nova-patches/ of the
+    # plugin's checkout.
+    assert (REPO / "nova-patches/34.0.0/sriov-vif.patch").is_file()
+
+
 def test_post_config_makes_the_compute_node_ready(node: Node) -> None:
     node.ok("stack", "post-config")
 
@@ -260,9 +342,12 @@ def test_post_config_makes_the_compute_node_ready(node: Node) -> None:
     assert ini_values(conf, "sriov_vif_privileged", "user") == [user]
     assert ini_values(conf, "sriov_vif_privileged", "group") == [group]
     assert "helper_command" not in conf.read_text()
+    assert ini_values(conf, "libvirt", "use_os_vif_for_sriov") == ["True"]
     # The rest of nova.conf stays as devstack wrote it.
     assert conf.read_text().startswith(
-        NOVA_CONF.replace(FILTERS, FILTERS + ",PciPassthroughFilter"))
+        NOVA_CONF.replace(FILTERS, FILTERS + ",PciPassthroughFilter")
+        .replace("virt_type = kvm\n",
+                 "use_os_vif_for_sriov = True\nvirt_type = kvm\n"))
     assert stat.S_IMODE(node.state.stat().st_mode) == 0o700
     assert node.state.stat().st_uid == os.getuid()
     assert f"sudo chown -R {user} {node.state}" in node.calls()
@@ -444,6 +529,7 @@ def test_unstack_without_a_working_cli_warns_and_goes_on(
 def test_clean_puts_numvfs_back_and_removes_the_journal(node: Node) -> None:
     node.install_cli()
     node.add_pf("ens2f0", total=8, numvfs=2)
+    node.ok("stack", "install")
     node.ok("stack", "post-config", SRIOV_VIF_NUMVFS="4")
     node.ok("stack", "post-config", SRIOV_VIF_NUMVFS="6")
     node.journal_vf()
@@ -453,6 +539,9 @@ def test_clean_puts_numvfs_back_and_removes_the_journal(node: Node) -> None:
 
     # The counts from before the first change, not the last.
     assert (node.numvfs("ens1f0"), node.numvfs("ens2f0")) == ("0", "2")
+    assert node.vif_py.read_text() == FAKE_VIF_PY
+    assert ini_values(node.nova_conf, "libvirt",
+                      "use_os_vif_for_sriov") == []
     assert not node.state.exists()
     assert not (node.root / "data/sriov-vif").exists()
 

@@ -14,6 +14,7 @@ with sed (read at openstack/devstack 493835a6):
   the section has no OPTION line, and otherwise puts VALUE after the
   "OPTION = " of every OPTION line of the section; it squeezes blanks in
   VALUE, which devstack echoes unquoted;
+* inidelete removes the section's OPTION lines;
 * iniadd_literal inserts "OPTION = VALUE" after every "[SECTION]" header,
   and does nothing when there is none;
 * iniget prints what follows the first "=" of the section's OPTION lines,
@@ -71,6 +72,8 @@ def main(mode: str, path: str, section: str, option: str,
     if mode == "get_multiline":
         print(" ".join(" ".join(values).split()))
         return
+    if mode == "delete":
+        lines = [line for i, line in enumerate(lines) if i not in found]
     if mode == "set":
         value = " ".join(value.split())
         if not any(re.match(r"\[" + section + r"\]", ln) for ln in lines):
