@@ -56,12 +56,11 @@ import re
 from typing import Final
 
 from sriov_vif import exception
+from sriov_vif import identifiers
 
-# os-vif's (oslo.versionedobjects') PCIAddress pattern, with the dot
-# escaped and matched in full: theirs accepts any character there and a
-# trailing newline.
-_PCI_ADDRESS_RE: Final = re.compile(
-    r"([0-9a-f]{4}):([0-9a-f]{2}):([01][0-9a-f])\.([0-7])")
+# os-vif's PCIAddress pattern accepts any character for the dot and a
+# trailing newline; ours is matched in full.
+_PCI_ADDRESS_RE: Final = identifiers.PCI_ADDRESS_RE
 _VIRTFN_RE: Final = re.compile(r"virtfn([0-9]+)")
 _REPRESENTOR_RE: Final = re.compile(r"(c[0-9]+)?pf[0-9]+((vf|sf)[0-9]+)?")
 # Drivers that implement no phys_port_name answer EOPNOTSUPP on read.
