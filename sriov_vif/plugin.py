@@ -240,10 +240,14 @@ class SriovPlugin(osv_plugin.PluginBase):
                                  "restore.", address)
                         continue
                     self._restore_locked(record, release=True)
-            except exception.SriovVifError as exc:
+            except Exception as exc:
+                # Whatever one VF does (a record, a driver, a vanished PF),
+                # the others still get restored.
                 LOG.error("VF %(vf)s could not be restored: %(err)s",
                           {"vf": address, "err": exc})
-                result.failed[address] = str(exc)
+                result.failed[address] = (
+                    str(exc) if isinstance(exc, exception.SriovVifError)
+                    else f"{type(exc).__name__}: {exc}")
             else:
                 result.restored.append(address)
         return result

@@ -19,6 +19,7 @@ owners, failures undo) where every failure can be injected at will.
 
 import dataclasses
 import logging
+import os
 import threading
 
 import os_vif.objects
@@ -395,3 +396,34 @@ def test_a_netdev_mac_that_cannot_be_set_again_is_left_alone(sriov, host,
     # forever on a MAC the kernel refuses.
     assert kernel.netdevs[netdev] == ("fa:16:3e:00:01:0b", False)
     assert sriov.state_journal.addresses() == []
+
+
+def test_restore_goes_on_past_any_error_and_any_record(sriov, host, kernel,
+                                                       monkeypatch):
+    originals = dict(kernel.vfs)
+    for index in (2, 3, 4):
+        sriov.plug(_hostdev(host, index, vif_id=f"dddddddd-0000-4000-8000-"
+                            f"{index:012d}", trusted=True), INSTANCE)
+    state = sriov.state_journal.state_path
+    # VF 2: a record that parses as JSON but is not one.
+    with open(f"{state}/{host.vf(2).pci_address}.json", "w") as f:
+        f.write("[]")
+    # VF 3: something no SriovVifError describes.
+    real = plugin.SriovPlugin._rediscover
+
+    def broken(self, record):
+        if record.pci_address == host.vf(3).pci_address:
+            raise RuntimeError("driver exploded")
+        return real(self, record)
+
+    monkeypatch.setattr(plugin.SriovPlugin, "_rediscover", broken)
+    result = sriov.restore()
+    # VF 2's record was moved aside and logged: nothing left to restore
+    assert result.restored == [host.vf(4).pci_address]
+    left = sorted(name for name in os.listdir(state) if name != "locks")
+    assert left[0].startswith(host.vf(2).pci_address + ".json.corrupt-")
+    assert left[1:] == [host.vf(3).pci_address + ".json"]
+    assert result.failed == {
+        host.vf(3).pci_address: "RuntimeError: driver exploded"}
+    assert kernel.vfs[4] == dataclasses.replace(
+        originals[4], mac=vf_state.ZERO_MAC)
