@@ -151,6 +151,20 @@ def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
     )
 
 
+def find_pf(sysfs_root: StrPath, pci_address: str) -> PhysicalFunction:
+    """The SR-IOV PF at pci_address, which must have a netdev of its own."""
+    address = validate_pci_address(pci_address)
+    pf_dir = _existing_device_dir(os.fspath(sysfs_root), address)
+    if not os.path.isfile(os.path.join(pf_dir, "sriov_totalvfs")):
+        raise exception.PFUnusable(address=address,
+                                   reason="it is not an SR-IOV PF")
+    pf, representors = _read_pf(pf_dir, address)
+    if pf.ifname is None:
+        raise exception.PFUnusable(
+            address=address, reason=_no_netdev_reason(pf, representors))
+    return pf
+
+
 def vf_netdev(sysfs_root: StrPath, pci_address: str) -> str | None:
     """The VF's netdev now, or None: names change when a VF is rebound."""
     address = validate_pci_address(pci_address)

@@ -43,7 +43,7 @@ def collect(sysfs_root: str, state: journal.Journal) -> dict[str, Any]:
                for a in state.addresses()}
     pfs = []
     for pf in discovery.list_pfs(sysfs_root):
-        table = (vf_config.read_vf_table(pf.ifname)
+        table = (vf_config.vf_table(pf)
                  if pf.ifname is not None and pf.numvfs else {})
         vfs = []
         for vf in discovery.list_vfs(sysfs_root, pf):

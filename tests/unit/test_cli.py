@@ -64,11 +64,11 @@ def tree(tmp_path, monkeypatch):
     t.bind("0000:81:10.1", "vfio-pci")
     asked = []
 
-    def read_vf_table(pf_ifname):
-        asked.append(pf_ifname)
+    def vf_table(pf):
+        asked.append(pf.ifname)
         return _table(4)
 
-    monkeypatch.setattr(vf_config, "read_vf_table", read_vf_table)
+    monkeypatch.setattr(vf_config, "vf_table", vf_table)
     monkeypatch.setattr(cli, "_start_privsep", lambda: None)
     conf = tmp_path / "sriov.conf"
     conf.write_text(f"[os_vif_sriov]\nsysfs_root = {t.root}\n"

@@ -64,18 +64,19 @@ class FakeKernel:
         self.fail_set_netdev = False
         self.lock = threading.Lock()
 
-    def read_vf(self, pf_ifname, vf_index):
-        assert pf_ifname == PF_IFNAME
-        return self.vfs[vf_index]
+    def vf_state_now(self, vf):
+        assert vf.pf.ifname == PF_IFNAME
+        return self.vfs[vf.index]
 
-    def apply_vf_settings(self, pf_ifname, vf_index, settings, current,
-                          pf_driver, unsupported_action):
-        assert pf_ifname == PF_IFNAME
+    def apply_settings(self, vf, settings, current, unsupported_action):
+        assert vf.pf.ifname == PF_IFNAME
+        pf_ifname, vf_index, pf_driver = PF_IFNAME, vf.index, vf.pf.driver
         request = settings.complete_with(current).differing_from(current)
         if self.refuse in request.requested():
             raise exception.VFAttributeRefused(
                 pf_ifname=pf_ifname, driver=pf_driver, vf_index=vf_index,
-                attribute=self.refuse, reason="Invalid argument")
+                address=vf.pci_address, attribute=self.refuse,
+                reason="Invalid argument")
         if request.is_empty():  # vf_config sends nothing then
             return current
         with self.lock:
@@ -86,11 +87,13 @@ class FakeKernel:
             raise SystemExit("nova-compute killed")
         return self.vfs[vf_index]
 
-    def read_netdev(self, ifname):
+    def netdev_state(self, vf, ifname):
+        assert vf.ifname == ifname
         mac, up = self.netdevs[ifname]
         return vf_config.NetdevState(mac=mac, up=up)
 
-    def set_netdev(self, ifname, mac=None, up=None):
+    def set_netdev(self, vf, ifname, mac=None, up=None):
+        assert vf.ifname == ifname
         if self.fail_set_netdev:
             raise exception.NetdevNotFound(ifname=ifname)
         old_mac, old_up = self.netdevs[ifname]
@@ -100,7 +103,7 @@ class FakeKernel:
 @pytest.fixture
 def kernel(monkeypatch):
     fake = FakeKernel(numvfs=16)
-    for name in ("read_vf", "apply_vf_settings", "read_netdev",
+    for name in ("vf_state_now", "apply_settings", "netdev_state",
                  "set_netdev"):
         monkeypatch.setattr(vf_config, name, getattr(fake, name))
     return fake
