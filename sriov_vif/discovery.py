@@ -391,7 +391,10 @@ def _link_name(path: str) -> str | None:
 def _read_text(path: str,
                absent: tuple[int, ...] = (errno.ENOENT,)) -> str | None:
     try:
-        with open(path, encoding="ascii", errors="replace") as attr:
+        # sysfs attributes are ASCII; utf-8 is the codec every Python has
+        # loaded already, where "ascii" is imported on first use: which a
+        # privileged daemon running as nova's user may not be able to do.
+        with open(path, encoding="utf-8", errors="replace") as attr:
             return attr.read().strip()
     except OSError as exc:
         if exc.errno in absent:

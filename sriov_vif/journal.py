@@ -169,6 +169,10 @@ def _io_errors(path: str) -> collections.abc.Iterator[None]:
         if exc.errno == errno.ELOOP:
             reason = ("is a symbolic link; the journal follows none "
                       "inside state_path")
+        elif exc.errno == errno.ENOTDIR:
+            # O_DIRECTORY | O_NOFOLLOW on a symlink to a directory
+            reason = ("is not a directory (the journal follows no "
+                      "symbolic link inside state_path)")
         else:
             reason = exc.strerror or str(exc)
         raise exception.JournalError(path=path, reason=reason) from exc

@@ -36,3 +36,9 @@ vif_plug = priv_context.PrivContext(
     pypath=__name__ + ".vif_plug",
     capabilities=[caps.CAP_NET_ADMIN],
 )
+
+# The daemon imports the entrypoints (and everything they use) here, as
+# root, before oslo.privsep drops to [sriov_vif_privileged] user: a daemon
+# running as nova's user then needs no read access to the code, and an
+# import error shows when the daemon starts, not at the first request.
+from sriov_vif import privileged  # noqa: E402,F401,I202

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+import contextlib
 import ctypes
 import dataclasses
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from oslo_config import cfg
@@ -37,7 +40,10 @@ from oslo_privsep import priv_context
 import pytest
 
 from sriov_vif import config
+from sriov_vif import discovery
+from sriov_vif import privileged  # noqa: F401  (registers [os_vif_sriov])
 from sriov_vif import privsep
+from sriov_vif import sysfs_tree
 from tests import iproute
 
 CLONE_NEWNET = 0x40000000
@@ -76,29 +82,97 @@ def nl_private_netns() -> Iterator[int]:
                    "setns back to the host network namespace")
 
 
+# The daemon finds VFs only in sysfs under its own sysfs_root: this tree
+# maps two VFs of a PF onto the veth and macvtap of nl_veth (stand-in VF
+# netdevs, as in the kernel tier and the demo), and a second PF onto
+# netdevs that do not exist.
+PF_ADDRESS = "0000:81:00.0"
+PF_IFNAME = "nlvb"  # the veth peer: a link without SR-IOV
+VF_ADDRESSES = ("0000:81:10.0", "0000:81:10.1")
+GONE_PF_ADDRESS = "0000:82:00.0"
+GONE_VF_ADDRESS = "0000:82:10.0"
+GONE_PF_IFNAME = "nlnope0"
+GONE_VF_IFNAME = "nlnope1"
+NOVA_UID = 4242  # owns state_path; the daemon runs as it in test_non_root
+
+
+@dataclasses.dataclass(frozen=True)
+class Sysfs:
+    root: str
+    config_file: str
+
+
+def make_sysfs(directory: Path, privileged_options: str = "") -> Sysfs:
+    """A sysfs tree and a config file naming it, readable by anyone.
+
+    The config file is the daemon's: oslo.privsep passes no config file
+    to a helper_command, so the command line carries it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    tree = sysfs_tree.SysfsTree(str(directory / "sys"))
+    tree.add_pf(PF_ADDRESS, [PF_IFNAME], driver="veth", numvfs=2,
+                totalvfs=8, vf_driver="veth", vf_ifnames=["nlva", "nlm0"])
+    tree.add_pf(GONE_PF_ADDRESS, [GONE_PF_IFNAME], driver="veth", numvfs=1,
+                totalvfs=8, vf_driver="veth", vf_ifnames=[GONE_VF_IFNAME])
+    conf = directory / "daemon.conf"
+    conf.write_text(f"[{config.GROUP}]\nsysfs_root = {tree.root}\n"
+                    f"[{config.PRIVSEP_GROUP}]\n{privileged_options}")
+    for path in (directory, *directory.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return Sysfs(root=tree.root, config_file=str(conf))
+
+
 @pytest.fixture(scope="module")
-def nl_privsep_daemon(
-        nl_private_netns: int) -> Iterator[priv_context.PrivContext]:
+def nl_sysfs() -> Iterator[Sysfs]:
+    """The module's sysfs tree, in a directory any uid can read."""
+    directory = Path(tempfile.mkdtemp(prefix="sriov-vif-functional-"))
+    try:
+        yield make_sysfs(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def privsep_daemon(sysfs: Sysfs) -> Iterator[priv_context.PrivContext]:
     """sriov_vif's privsep context, its daemon launched the deployment way.
 
     helper_command in [sriov_vif_privileged] names this environment's
-    privsep-helper and oslo.privsep runs it on the first entrypoint
-    call, from inside the private namespace. A daemon left running by
-    an earlier module (in another namespace) is stopped first.
+    privsep-helper with the daemon's config file; oslo.privsep runs it on
+    the first entrypoint call, from inside the caller's namespace. A
+    daemon left running by an earlier module is stopped first.
     """
     helper = Path(sys.prefix) / "bin" / "privsep-helper"
     if not helper.is_file():
         pytest.fail(f"{helper} is missing: oslo.privsep is not installed "
                     f"in {sys.prefix}")
     privsep.vif_plug.stop()
-    cfg.CONF.set_override("helper_command", str(helper),
-                          group=config.PRIVSEP_GROUP)
+    cfg.CONF.set_override(
+        "helper_command", f"{helper} --config-file {sysfs.config_file}",
+        group=config.PRIVSEP_GROUP)
+    cfg.CONF.set_override("sysfs_root", sysfs.root, group=config.GROUP)
     try:
         yield privsep.vif_plug
     finally:
         privsep.vif_plug.stop()
         cfg.CONF.clear_override("helper_command",
                                 group=config.PRIVSEP_GROUP)
+        cfg.CONF.clear_override("sysfs_root", group=config.GROUP)
+
+
+@pytest.fixture(scope="module")
+def nl_privsep_daemon(
+        nl_private_netns: int,
+        nl_sysfs: Sysfs) -> Iterator[priv_context.PrivContext]:
+    """The daemon, as root with CAP_NET_ADMIN only, on nl_sysfs."""
+    with privsep_daemon(nl_sysfs) as context:
+        yield context
+
+
+def find_vf(address: str) -> discovery.VirtualFunction:
+    """The VF as the caller's discovery sees it under the test tree."""
+    return discovery.find_vf(cfg.CONF[config.GROUP].sysfs_root, address)
 
 
 def privsep_daemon_pids() -> list[int]:
