@@ -151,6 +151,11 @@ def cmd_inventory(args: argparse.Namespace, out: TextIO) -> None:
         out.write("\n")
     else:
         out.write(inventory.render(data))
+    # everything is printed first; then the status says something is wrong
+    unreadable = inventory.errors(data)
+    if unreadable:
+        raise exception.SriovVifError(
+            reason="could not read " + "; ".join(unreadable))
 
 
 def cmd_convert(args: argparse.Namespace, out: TextIO) -> None:
