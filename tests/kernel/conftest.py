@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+import dataclasses
 import itertools
 from pathlib import Path
+import shutil
 import sys
 from typing import Any
 
@@ -35,6 +37,7 @@ from sriov_vif import config
 from sriov_vif import exception
 from sriov_vif import kernel_guest
 from sriov_vif import privsep  # registers [sriov_vif_privileged]
+from sriov_vif import sysfs_tree
 from tests import iproute
 from tests.kernel import rtnl_readback
 
@@ -116,23 +119,68 @@ def vf_table() -> Callable[[str], rtnl_readback.VFTable]:
     return rtnl_readback.read_vf_table
 
 
+@dataclasses.dataclass(frozen=True)
+class DaemonSysfs:
+    """The sysfs_root the privileged daemon reads, and its config file."""
+
+    root: str
+    config_file: str
+
+
 @pytest.fixture(scope="session")
-def privsep_daemon() -> Iterator[priv_context.PrivContext]:
+def daemon_sysfs(
+        tmp_path_factory: pytest.TempPathFactory) -> DaemonSysfs:
+    """One sysfs_root for the session's daemon; trees come and go in it.
+
+    The daemon resolves every VF it is asked about in sysfs under its own
+    [os_vif_sriov] sysfs_root, read from its config file (oslo.privsep
+    passes none to a helper_command: the command line names it).
+    """
+    directory = tmp_path_factory.mktemp("daemon-sysfs")
+    root = directory / "sys"
+    conf = directory / "daemon.conf"
+    conf.write_text(f"[{config.GROUP}]\nsysfs_root = {root}\n")
+    return DaemonSysfs(root=str(root), config_file=str(conf))
+
+
+@pytest.fixture
+def daemon_tree(daemon_sysfs: DaemonSysfs
+                ) -> Iterator[sysfs_tree.SysfsTree]:
+    """A fresh sysfs-shaped tree at the daemon's sysfs_root, for one test.
+
+    netdevsim VFs have no PCI functions: the tree gives them addresses
+    (and veths as stand-in VF netdevs where a test wants one). The
+    caller's sysfs_root is the same directory.
+    """
+    shutil.rmtree(daemon_sysfs.root, ignore_errors=True)
+    cfg.CONF.set_override("sysfs_root", daemon_sysfs.root, config.GROUP)
+    try:
+        yield sysfs_tree.SysfsTree(daemon_sysfs.root)
+    finally:
+        cfg.CONF.clear_override("sysfs_root", config.GROUP)
+        shutil.rmtree(daemon_sysfs.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def privsep_daemon(
+        daemon_sysfs: DaemonSysfs) -> Iterator[priv_context.PrivContext]:
     """The real privsep daemon of sriov_vif.privsep.vif_plug.
 
     Started the way a deployment starts it: helper_command in
-    [sriov_vif_privileged] names this environment's privsep-helper, and
-    oslo.privsep runs it (as it would on the first entrypoint call) and
-    talks to it over its socket. Started here rather than by the first
-    test so that a daemon that cannot start fails this fixture with
-    oslo.privsep's own error.
+    [sriov_vif_privileged] names this environment's privsep-helper (with
+    the daemon's config file), and oslo.privsep runs it (as it would on
+    the first entrypoint call) and talks to it over its socket. Started
+    here rather than by the first test so that a daemon that cannot
+    start fails this fixture with oslo.privsep's own error.
     """
     helper = Path(sys.prefix) / "bin" / "privsep-helper"
     if not helper.is_file():
         pytest.fail(f"{helper} is missing: oslo.privsep is not installed "
                     f"in {sys.prefix}")
-    cfg.CONF.set_override("helper_command", str(helper),
-                          group=config.PRIVSEP_GROUP)
+    cfg.CONF.set_override(
+        "helper_command",
+        f"{helper} --config-file {daemon_sysfs.config_file}",
+        group=config.PRIVSEP_GROUP)
     privsep.vif_plug.start(priv_context.Method.ROOTWRAP)
     try:
         yield privsep.vif_plug

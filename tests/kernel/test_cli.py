@@ -46,6 +46,8 @@ def _setup(tmp_path, pf_ifname):
     built = tree.add_pf(PF_ADDRESS, [pf_ifname], driver="netdevsim",
                         numvfs=8, totalvfs=8, vf_driver="vfio-pci")
     conf = tmp_path / "sriov.conf"
+    # as root the CLI never creates state_path: the deployment does
+    (tmp_path / "state").mkdir(mode=0o700)
     conf.write_text(f"[os_vif_sriov]\nsysfs_root = {tree.root}\n"
                     f"state_path = {tmp_path / 'state'}\n")
     return built, str(conf)

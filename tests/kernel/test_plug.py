@@ -41,7 +41,6 @@ from sriov_vif import libvirt_xml
 from sriov_vif import nova_integration
 from sriov_vif import objects
 from sriov_vif import plugin
-from sriov_vif import sysfs_tree
 from sriov_vif import vf_config
 from tests import iproute
 from tests.nova_ports import nova_vif
@@ -90,22 +89,22 @@ def _netdev(name):
 
 
 @pytest.fixture
-def host(netdevsim_pf_factory, privsep_daemon, ip_link_json, tmp_path):
+def host(netdevsim_pf_factory, privsep_daemon, daemon_tree, ip_link_json,
+         tmp_path):
     pf_ifname = netdevsim_pf_factory(16, 16)
     veths = {2: _veth(), 3: _veth()}
-    tree = sysfs_tree.SysfsTree(str(tmp_path / "sys"))
+    tree = daemon_tree  # at the daemon's sysfs_root too
     built = tree.add_pf(PF_ADDRESS, [pf_ifname], driver="netdevsim",
                         numvfs=16, totalvfs=16, vf_driver="netdevsim",
                         vf_ifnames=lambda i: veths.get(i))
     tree.bind(built.vf(1).pci_address, "vfio-pci")
     state_path = str(tmp_path / "state")
     os_vif.initialize()  # registers [os_vif_sriov]
-    cfg.CONF.set_override("sysfs_root", tree.root, config.GROUP)
     cfg.CONF.set_override("state_path", state_path, config.GROUP)
     yield Host(pf_ifname, tree, built, state_path, ip_link_json)
     for name in veths.values():
         subprocess.run(["ip", "link", "del", name], check=False)
-    for opt in ("sysfs_root", "state_path", "released_vf_mac",
+    for opt in ("state_path", "released_vf_mac",
                 "unsupported_attribute_action"):
         cfg.CONF.clear_override(opt, config.GROUP)
 
@@ -250,9 +249,9 @@ def test_failure_at_each_step_leaves_nothing_changed(host, step,
     netdev = host.built.vf(3).ifname
     netdev_before = _netdev(netdev)
 
-    owner, name = {"read": (vf_config, "read_vf"),
+    owner, name = {"read": (vf_config, "vf_state_now"),
                    "journal": (journal.Journal, "save"),
-                   "apply": (vf_config, "apply_vf_settings"),
+                   "apply": (vf_config, "apply_settings"),
                    "netdev": (vf_config, "set_netdev")}[step]
     real = getattr(owner, name)
     calls = []
@@ -274,13 +273,13 @@ def test_failure_at_each_step_leaves_nothing_changed(host, step,
 
 def test_crash_after_journal_write_is_restored(host, monkeypatch):
     before = host.all_vfs()
-    real_apply = vf_config.apply_vf_settings
+    real_apply = vf_config.apply_settings
 
     def apply_then_die(*args, **kwargs):
         real_apply(*args, **kwargs)
         raise SystemExit("nova-compute killed")
 
-    monkeypatch.setattr(vf_config, "apply_vf_settings", apply_then_die)
+    monkeypatch.setattr(vf_config, "apply_settings", apply_then_die)
     with pytest.raises(SystemExit):
         os_vif.plug(_hostdev(host, 9, **FULL_POLICY), INSTANCE)
     monkeypatch.undo()
