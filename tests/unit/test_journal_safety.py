@@ -20,6 +20,7 @@ the real `sriov-vif` command as root.
 """
 
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -248,3 +249,22 @@ def test_created_state_path_is_0700_in_every_component(tmp_path):
         os.umask(old)
     for component in (tmp_path / "a", tmp_path / "a" / "b", path):
         assert stat.S_IMODE(component.stat().st_mode) == 0o700, component
+
+
+def test_a_lock_timeout_names_the_vf_and_its_lock_file(state, monkeypatch):
+    monkeypatch.setattr(journal, "LOCK_TIMEOUT", 0.1)
+    j = journal.Journal(str(state))
+    with j.locked(ADDRESS):
+        pass  # creates locks/<VF>.lock
+    # another process's hold: an flock on another open file description
+    holder = os.open(state / "locks" / (ADDRESS + ".lock"), os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(exception.JournalError) as err:
+            with j.locked(ADDRESS):
+                pass
+    finally:
+        os.close(holder)
+    message = str(err.value)
+    assert f"locks/{ADDRESS}.lock" in message
+    assert f"VF {ADDRESS} stayed locked" in message

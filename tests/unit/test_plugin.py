@@ -430,3 +430,29 @@ def test_restore_goes_on_past_any_error_and_any_record(sriov, host, kernel,
         host.vf(3).pci_address: "RuntimeError: driver exploded"}
     assert kernel.vfs[4] == dataclasses.replace(
         originals[4], mac=vf_state.ZERO_MAC)
+
+
+def test_warnings_and_errors_name_vf_pf_index_and_vif(sriov, host, kernel,
+                                                      caplog):
+    """Issue 15 item 12: every line says which VF, PF, index and VIF."""
+    caplog.set_level(logging.INFO, logger="sriov_vif")
+    netdev = host.vf(9).ifname
+    kernel.netdevs[netdev] = ("00:00:00:00:00:00", False)
+    sriov.plug(_direct(host, 9), INSTANCE)
+    [line] = [r.getMessage() for r in caplog.records
+              if "cannot be set again" in r.getMessage()]
+    assert host.vf(9).pci_address in line
+    assert f"{PF_IFNAME} vf 9" in line
+    assert netdev in line and VIF_A in line
+
+    caplog.clear()
+    kernel.refuse = "trust"
+    with pytest.raises(exception.VFAttributeRefused):
+        sriov.plug(_hostdev(host, 4, vif_id=VIF_B, trusted=True), INSTANCE)
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.WARNING]
+    assert errors
+    for message in errors:
+        assert host.vf(4).pci_address in message, message
+        assert f"{PF_IFNAME} vf 4" in message, message
+        assert VIF_B in message, message
