@@ -212,6 +212,8 @@ class SriovPlugin(osv_plugin.PluginBase):
                          "record (never plugged, or already unplugged); "
                          "nothing to restore.",
                          {"vif": vif.id, "vf": address})
+                # what a plug killed while writing its record left
+                self.state_journal.remove(address)
                 return
             if record.owner.vif_id != vif.id:
                 LOG.warning("Unplug of VIF %(vif)s: VF %(vf)s (%(pf)s vf "
@@ -243,6 +245,7 @@ class SriovPlugin(osv_plugin.PluginBase):
                     if record is None:
                         LOG.info("VF %s has no journal record; nothing to "
                                  "restore.", address)
+                        records.remove(address)  # a killed save's leftover
                         continue
                     self._restore_locked(record, release=True)
             except Exception as exc:

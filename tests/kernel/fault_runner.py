@@ -42,7 +42,9 @@ import warnings
 
 warnings.filterwarnings("ignore")
 
-from sriov_vif import cli  # noqa: E402  (after the warning filter)
+import os_vif  # noqa: E402  (after the warning filter)
+
+from sriov_vif import cli  # noqa: E402
 
 # An operation that takes longer than this is stuck: fail, do not hang.
 OPERATION_TIMEOUT = 120.0
@@ -130,6 +132,8 @@ def main(spec_path: str) -> None:
     rng = random.Random(spec["seed"])
     vifs: dict[str, str] = spec["vifs"]  # PCI address -> VIF JSON file
     addresses = sorted(vifs)
+    # Loaded once here, inherited by every operation's fork.
+    os_vif.initialize()
     started = time.monotonic()
 
     # How long a whole plug takes here: the range of the random moments.
@@ -141,11 +145,12 @@ def main(spec_path: str) -> None:
 
     rounds: list[dict[str, Any]] = []
     for number in range(spec["max_rounds"]):
-        if time.monotonic() - started > spec["budget_seconds"]:
+        if (number >= spec["min_rounds"]
+                and time.monotonic() - started > spec["budget_seconds"]):
             break
         address = rng.choice(addresses)
         victim = "plug" if number % 2 == 0 else "daemon"
-        delay = rng.uniform(0, plug_seconds)
+        delay = rng.uniform(0, 0.9 * plug_seconds)
         pid = _start([*conf, "plug", vifs[address]])
         t0 = time.monotonic()
         target: int | None = pid

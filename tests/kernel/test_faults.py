@@ -108,7 +108,8 @@ def test_sigkill_of_plug_or_its_daemon_is_always_repaired(
     spec.write_text(json.dumps({
         "config_file": str(conf), "vifs": vifs, "seed": seed,
         "log_file": str(log),
-        "max_rounds": MAX_ROUNDS, "budget_seconds": BUDGET_SECONDS}))
+        "min_rounds": 4, "max_rounds": MAX_ROUNDS,
+        "budget_seconds": BUDGET_SECONDS}))
 
     result = subprocess.run(
         [sys.executable, "-m", "tests.kernel.fault_runner", str(spec)],

@@ -456,3 +456,16 @@ def test_warnings_and_errors_name_vf_pf_index_and_vif(sriov, host, kernel,
         assert host.vf(4).pci_address in message, message
         assert f"{PF_IFNAME} vf 4" in message, message
         assert VIF_B in message, message
+
+
+def test_a_plug_killed_while_saving_leaves_nothing_after_repair(
+        sriov, host, kernel):
+    state = sriov.state_journal.state_path
+    os.makedirs(state, exist_ok=True)
+    for index in (2, 3):
+        leftover = f"{state}/.{host.vf(index).pci_address}.json.0a1b.tmp"
+        with open(leftover, "w") as f:
+            f.write('{"version": 1, "pci_add')
+    sriov.unplug(_hostdev(host, 2), INSTANCE)
+    assert sriov.restore([host.vf(3).pci_address]).failed == {}
+    assert sorted(os.listdir(state)) == ["locks"]
