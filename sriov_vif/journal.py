@@ -370,7 +370,15 @@ class Journal:
             if st.st_size > MAX_RECORD_SIZE:
                 raise ValueError(f"it is {st.st_size} bytes, more than a "
                                  f"record ever is ({MAX_RECORD_SIZE})")
-            data = os.read(fd, MAX_RECORD_SIZE + 1)
+            chunks = []
+            size = 0
+            while size <= MAX_RECORD_SIZE:
+                chunk = os.read(fd, MAX_RECORD_SIZE + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
         finally:
             os.close(fd)
         if len(data) > MAX_RECORD_SIZE:
