@@ -155,9 +155,12 @@ class Bench:
         """Both privsep daemons, as a deployment starts them."""
         # The legacy daemon imports benchmarks.legacy by name; both would
         # relay eventlet's import-time deprecation warning as log lines.
+        # sriov-vif's finds VFs under the sysfs_root of its config file.
+        config_file = self.host.write_config()
         for context in (privsep.vif_plug, legacy.legacy_pctxt):
             self._daemons.enter_context(privsep_daemon.started(
-                context, PYTHONWARNINGS="ignore", PYTHONPATH=str(REPO)))
+                context, config_file, PYTHONWARNINGS="ignore",
+                PYTHONPATH=str(REPO)))
 
     def stop(self) -> None:
         self._daemons.close()

@@ -159,11 +159,13 @@ def _guest(out: TextIO) -> int:
     host.tree.bind(built.vf(1).pci_address, "vfio-pci")
     for vf in built.vfs[:3]:
         out.write(f"  VF {vf.index} = {vf.pci_address}\n")
-    # The daemon relays its import-time warnings (eventlet's deprecation)
-    # as log lines: noise in a demonstration.
+    # The daemon finds VFs under the sysfs_root of its config file. It
+    # relays its import-time warnings (eventlet's deprecation) as log
+    # lines: noise in a demonstration.
     cfg.CONF.set_override(
         "helper_command",
-        privsep_daemon.helper_command(PYTHONWARNINGS="ignore"),
+        privsep_daemon.helper_command(host.write_config(),
+                                      PYTHONWARNINGS="ignore"),
         config.PRIVSEP_GROUP)
     host.configure_plugin()
     state = journal.Journal(host.state_path)

@@ -22,6 +22,7 @@ for a sriov-vif command through a config file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import os_vif
@@ -35,9 +36,18 @@ from sriov_vif import config
 class NetdevsimHost:
     """netdevsim PFs seen through one sysfs tree, with one journal."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.tree = sysfs_tree.SysfsTree(str(workdir / "sys"))
+    def __init__(self, workdir: Path,
+                 tree: sysfs_tree.SysfsTree | None = None) -> None:
+        """PFs go into tree (default: workdir/sys); the journal into
+        workdir/state, made here as a deployment makes it (as root,
+        sriov-vif refuses to create it).
+
+        A privsep daemon resolves VFs under its own sysfs_root: pass the
+        tree at that root, or start the daemon with write_config().
+        """
+        self.tree = tree or sysfs_tree.SysfsTree(str(workdir / "sys"))
         self.state_path = str(workdir / "state")
+        os.makedirs(self.state_path, mode=0o700, exist_ok=True)
         self._workdir = workdir
         self._dev_ids: list[int] = []
         self._configured = False
@@ -65,7 +75,8 @@ class NetdevsimHost:
         self._configured = True
 
     def write_config(self) -> str:
-        """The same options as a config file, for a sriov-vif command."""
+        """The same options as a config file, for a sriov-vif command or
+        the privsep daemon."""
         path = self._workdir / "sriov-vif.conf"
         path.write_text(f"[{config.GROUP}]\nsysfs_root = {self.tree.root}\n"
                         f"state_path = {self.state_path}\n")

@@ -31,24 +31,32 @@ from oslo_config import cfg
 from oslo_privsep import priv_context
 
 
-def helper_command(**env: str) -> str:
-    """This environment's privsep-helper, with env set for the daemon."""
+def helper_command(config_file: str | None = None, **env: str) -> str:
+    """This environment's privsep-helper, with env set for the daemon.
+
+    config_file is the daemon's: oslo.privsep passes none to a
+    helper_command, and the daemon reads [os_vif_sriov] sysfs_root from it.
+    """
     helper = Path(sys.prefix) / "bin" / "privsep-helper"
     if not helper.is_file():
         raise FileNotFoundError(
             f"{helper} is missing: oslo.privsep is not installed in "
             f"{sys.prefix}")
     assignments = [f"{name}={value}" for name, value in sorted(env.items())]
-    if not assignments:
-        return str(helper)
-    return shlex.join(["env", *assignments, str(helper)])
+    command = [str(helper)]
+    if config_file is not None:
+        command += ["--config-file", config_file]
+    if assignments:
+        command = ["env", *assignments, *command]
+    return shlex.join(command)
 
 
 @contextlib.contextmanager
 def started(context: priv_context.PrivContext,
+            config_file: str | None = None,
             **env: str) -> Iterator[priv_context.PrivContext]:
     """Start context's daemon (stopping one left running), stop it after."""
-    command = helper_command(**env)
+    command = helper_command(config_file, **env)
     context.stop()
     cfg.CONF.set_override("helper_command", command,
                           group=context.cfg_section)

@@ -46,6 +46,7 @@ from oslo_privsep import priv_context
 
 from sriov_vif import config
 from sriov_vif import conversion
+from sriov_vif import discovery
 from sriov_vif import exception
 from sriov_vif import inventory
 from sriov_vif import journal
@@ -59,10 +60,15 @@ PROG = "sriov-vif"
 
 
 def _read_json(source: str) -> Any:
-    if source == "-":
-        return json.load(sys.stdin)
-    with open(source, encoding="utf-8") as f:
-        return json.load(f)
+    name = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            return json.load(sys.stdin)
+        with open(source, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UTF-8
+        raise exception.SriovVifError(
+            reason=f"{name} is not valid JSON: {exc}") from exc
 
 
 def _read_vif(source: str) -> osv_vif.VIFBase:
@@ -84,14 +90,41 @@ def _sriov_plugin() -> plugin.SriovPlugin:
 
 
 def _start_privsep() -> None:
-    """Fork the privileged daemon when already root, as tests do.
+    """Start the privileged daemon now, or fail in one line saying how.
 
-    An operator running the CLI as root needs no sudo or rootwrap; as
-    anyone else oslo.privsep's usual helper command applies.
+    As root the daemon is forked: an operator needs no sudo or rootwrap.
+    As anyone else oslo.privsep's helper command applies; started here
+    rather than on the first netlink request, so that a missing sudo is
+    one line naming the option instead of "[Errno 13] ... 'sudo'".
     """
-    if os.geteuid() == 0 and not cfg.CONF[
-            config.PRIVSEP_GROUP].helper_command:
+    helper = cfg.CONF[config.PRIVSEP_GROUP].helper_command
+    if os.geteuid() == 0 and not helper:
         privsep.vif_plug.start(priv_context.Method.FORK)
+        return
+    try:
+        privsep.vif_plug.start(priv_context.Method.ROOTWRAP)
+    except Exception as exc:
+        how = (f"helper_command {helper!r} failed" if helper
+               else "run as root or configure [sriov_vif_privileged] "
+                    "helper_command")
+        raise exception.SriovVifError(
+            reason=f"cannot start the privileged daemon ({exc}): {how}"
+        ) from exc
+
+
+def _check_state_path(create: bool) -> None:
+    """Refuse to let a root run create state_path owned by root.
+
+    nova-compute runs as its own user and could then never write the
+    journal; the deployment (devstack, a package) creates the directory
+    for that user.
+    """
+    state_path = cfg.CONF[config.GROUP].state_path
+    if create and os.geteuid() == 0 and not os.path.isdir(state_path):
+        raise exception.SriovVifError(
+            reason=f"state_path {state_path} does not exist; as root "
+                   "sriov-vif will not create it owned by root: create it "
+                   "owned by the user nova-compute runs as, mode 0700")
 
 
 def _device_xml(vif: osv_vif.VIFBase) -> str:
@@ -118,6 +151,11 @@ def cmd_inventory(args: argparse.Namespace, out: TextIO) -> None:
         out.write("\n")
     else:
         out.write(inventory.render(data))
+    # everything is printed first; then the status says something is wrong
+    unreadable = inventory.errors(data)
+    if unreadable:
+        raise exception.SriovVifError(
+            reason="could not read " + "; ".join(unreadable))
 
 
 def cmd_convert(args: argparse.Namespace, out: TextIO) -> None:
@@ -134,6 +172,7 @@ def cmd_xml(args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_plug(args: argparse.Namespace, out: TextIO) -> None:
     vif = _read_vif(args.file)
+    _check_state_path(create=True)
     _start_privsep()
     _sriov_plugin().plug(vif, _instance(args))
     out.write(f"plugged VIF {vif.id} on VF {vif.dev_address}\n")
@@ -141,6 +180,7 @@ def cmd_plug(args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_unplug(args: argparse.Namespace, out: TextIO) -> None:
     vif = _read_vif(args.file)
+    _check_state_path(create=True)
     _start_privsep()
     _sriov_plugin().unplug(vif, _instance(args))
     out.write(f"unplugged VIF {vif.id} from VF {vif.dev_address}\n")
@@ -151,6 +191,10 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> None:
         raise exception.SriovVifError(
             reason="restore needs --all, --vif or one or more VF PCI "
                    "addresses")
+    for address in args.pci_addresses:
+        discovery.validate_pci_address(address)
+    # --all on a missing state_path has nothing to restore: no refusal
+    _check_state_path(create=not args.all)
     _start_privsep()
     result = _sriov_plugin().restore(
         None if args.all else list(args.pci_addresses),
@@ -280,6 +324,11 @@ def main(argv: collections.abc.Sequence[str] | None = None) -> int:
     try:
         _load_config(args)
         args.func(args, sys.stdout)
+    except KeyboardInterrupt:
+        # e.g. Ctrl-C while waiting for a VF's lock: what was journaled
+        # stays, and 'sriov-vif restore' can finish the job.
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:  # one line, never a traceback
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(f"{PROG}: error: {reason}", file=sys.stderr)

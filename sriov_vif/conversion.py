@@ -46,6 +46,7 @@ from os_vif.objects import subnet as osv_subnet
 from os_vif.objects import vif as osv_vif
 
 from sriov_vif import exception
+from sriov_vif import identifiers
 from sriov_vif import objects
 from sriov_vif import vf_state
 
@@ -84,18 +85,7 @@ _NOT_BOUND_REASONS: Final[Mapping[str, str]] = {
 # (NIC_NAME_LEN) and names a port without a devname "nic" + its id.
 _NIC_NAME_LEN: Final = 14
 
-_UUID_RE: Final = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-    re.IGNORECASE)
-# The form os-vif's PCIAddressField accepts, with the dot taken literally.
-_PCI_ADDRESS_RE: Final = re.compile(
-    r"^[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$")
-_DECIMAL_RE: Final = re.compile(r"^[0-9]{1,4}$")
-# The strings nova accepts for profile 'trusted' (it parses the key with
-# oslo.utils' bool_from_string); neutron passes the user's value through
-# unchanged when 'trusted' is set in binding:profile directly.
-_TRUE_STRINGS: Final = frozenset(("1", "t", "true", "on", "y", "yes"))
-_FALSE_STRINGS: Final = frozenset(("0", "f", "false", "off", "n", "no"))
+_DECIMAL_RE: Final = re.compile(r"[0-9]{1,4}")
 # 68 is the smallest MTU IPv4 allows (and neutron accepts); 65535 is the
 # largest any Linux netdev takes.
 _MIN_MTU: Final = 68
@@ -154,7 +144,7 @@ def _port_id(nova_vif: Mapping[str, Any]) -> str:
     port_id = nova_vif.get("id")
     if port_id is None:
         raise _invalid(_UNKNOWN_PORT, "the VIF has no 'id'")
-    if not isinstance(port_id, str) or not _UUID_RE.match(port_id):
+    if not isinstance(port_id, str) or not identifiers.is_uuid(port_id):
         raise _invalid(repr(port_id), "its id is not a UUID")
     return port_id.lower()
 
@@ -220,7 +210,8 @@ def _pci_slot(port_id: str, profile: Mapping[str, Any]) -> str:
             port_id,
             "binding profile has no 'pci_slot': nova has not claimed a PCI "
             "device for this port on this host")
-    if not isinstance(slot, str) or not _PCI_ADDRESS_RE.match(slot.lower()):
+    if not isinstance(slot, str) or not identifiers.is_pci_address(
+            slot.lower()):
         raise _invalid(
             port_id,
             f"binding profile 'pci_slot' {slot!r} is not a PCI address "
@@ -243,7 +234,7 @@ def _vlan(port_id: str, details: Mapping[str, Any],
         raise _invalid(port_id,
                        "binding details carry no 'vlan' (neutron's SR-IOV "
                        "mechanism driver always sends one)")
-    if isinstance(raw, str) and _DECIMAL_RE.match(raw):
+    if isinstance(raw, str) and _DECIMAL_RE.fullmatch(raw):
         vlan = int(raw)
     elif isinstance(raw, int) and not isinstance(raw, bool):
         vlan = raw
@@ -272,7 +263,7 @@ def _network(port_id: str, nova_vif: Mapping[str, Any],
     if not isinstance(net, Mapping):
         raise _invalid(port_id, "the VIF has no 'network'")
     net_id = net.get("id")
-    if not isinstance(net_id, str) or not _UUID_RE.match(net_id):
+    if not isinstance(net_id, str) or not identifiers.is_uuid(net_id):
         raise _invalid(port_id, f"network id {net_id!r} is not a UUID")
     meta = net.get("meta") or {}
     if not isinstance(meta, Mapping):
@@ -317,16 +308,12 @@ def _flag(port_id: str, source: Mapping[str, Any], key: str,
 
 
 def _trusted(port_id: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE_STRINGS:
-            return True
-        if word in _FALSE_STRINGS:
-            return False
+    # nova parses profile 'trusted' with oslo.utils' bool_from_string;
+    # neutron passes the user's value through unchanged when 'trusted' is
+    # set in binding:profile directly.
+    parsed = vf_state.parse_bool(value)
+    if parsed is not None:
+        return parsed
     raise _invalid(port_id,
                    f"binding profile 'trusted' {value!r} is neither true "
                    "nor false")

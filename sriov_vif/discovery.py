@@ -56,12 +56,11 @@ import re
 from typing import Final
 
 from sriov_vif import exception
+from sriov_vif import identifiers
 
-# os-vif's (oslo.versionedobjects') PCIAddress pattern, with the dot
-# escaped and matched in full: theirs accepts any character there and a
-# trailing newline.
-_PCI_ADDRESS_RE: Final = re.compile(
-    r"([0-9a-f]{4}):([0-9a-f]{2}):([01][0-9a-f])\.([0-7])")
+# os-vif's PCIAddress pattern accepts any character for the dot and a
+# trailing newline; ours is matched in full.
+_PCI_ADDRESS_RE: Final = identifiers.PCI_ADDRESS_RE
 _VIRTFN_RE: Final = re.compile(r"virtfn([0-9]+)")
 _REPRESENTOR_RE: Final = re.compile(r"(c[0-9]+)?pf[0-9]+((vf|sf)[0-9]+)?")
 # Drivers that implement no phys_port_name answer EOPNOTSUPP on read.
@@ -150,6 +149,20 @@ def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
         ifname=_own_netdevs(vf_dir)[0],
         driver=_link_name(os.path.join(vf_dir, "driver")),
     )
+
+
+def find_pf(sysfs_root: StrPath, pci_address: str) -> PhysicalFunction:
+    """The SR-IOV PF at pci_address, which must have a netdev of its own."""
+    address = validate_pci_address(pci_address)
+    pf_dir = _existing_device_dir(os.fspath(sysfs_root), address)
+    if not os.path.isfile(os.path.join(pf_dir, "sriov_totalvfs")):
+        raise exception.PFUnusable(address=address,
+                                   reason="it is not an SR-IOV PF")
+    pf, representors = _read_pf(pf_dir, address)
+    if pf.ifname is None:
+        raise exception.PFUnusable(
+            address=address, reason=_no_netdev_reason(pf, representors))
+    return pf
 
 
 def vf_netdev(sysfs_root: StrPath, pci_address: str) -> str | None:
@@ -378,7 +391,10 @@ def _link_name(path: str) -> str | None:
 def _read_text(path: str,
                absent: tuple[int, ...] = (errno.ENOENT,)) -> str | None:
     try:
-        with open(path, encoding="ascii", errors="replace") as attr:
+        # sysfs attributes are ASCII; utf-8 is the codec every Python has
+        # loaded already, where "ascii" is imported on first use: which a
+        # privileged daemon running as nova's user may not be able to do.
+        with open(path, encoding="utf-8", errors="replace") as attr:
             return attr.read().strip()
     except OSError as exc:
         if exc.errno in absent:

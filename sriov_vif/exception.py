@@ -65,6 +65,10 @@ class PhysicalFunctionError(SriovVifError):
     msg_fmt = "PF of VF %(address)s is unusable: %(reason)s"
 
 
+class PFUnusable(SriovVifError):
+    msg_fmt = "PCI device %(address)s is no usable SR-IOV PF: %(reason)s"
+
+
 class VFNetdevNotFound(SriovVifError):
     msg_fmt = ("VF %(address)s has no host netdev (driver %(driver)s); "
                "a direct (macvtap) VIF needs one")
@@ -81,27 +85,36 @@ class SysfsReadError(SriovVifError):
 
 # Privileged VF configuration (netlink).
 
+# Every error about one VF names its PCI address, its PF and its index.
+
 class VFConfigError(SriovVifError):
-    msg_fmt = "Cannot configure VF %(vf_index)s of %(pf_ifname)s: %(reason)s"
+    msg_fmt = ("Cannot configure VF %(address)s (%(pf_ifname)s vf "
+               "%(vf_index)s): %(reason)s")
 
 
 class VFAttributeRefused(VFConfigError):
     msg_fmt = ("PF %(pf_ifname)s (driver %(driver)s) refused %(attribute)s "
-               "for VF %(vf_index)s: %(reason)s; the VF was left as it was")
+               "for VF %(address)s (vf %(vf_index)s): %(reason)s; the VF "
+               "was left as it was")
 
 
 class VFAttributeUnsupported(VFConfigError):
     msg_fmt = ("PF driver %(driver)s of %(pf_ifname)s cannot set "
-               "%(attribute)s on VF %(vf_index)s")
+               "%(attribute)s on VF %(address)s (vf %(vf_index)s)")
 
 
 class NetdevNotFound(SriovVifError):
     msg_fmt = "Network device %(ifname)s does not exist"
 
 
+class NotTheVFNetdev(SriovVifError):
+    msg_fmt = ("Refusing to touch network device %(ifname)s: it is not the "
+               "netdev of VF %(address)s (sysfs shows %(actual)s)")
+
+
 class VFIndexOutOfRange(SriovVifError):
-    msg_fmt = ("VF %(vf_index)s does not exist on %(pf_ifname)s "
-               "(it has %(numvfs)s VFs)")
+    msg_fmt = ("VF %(address)s: index %(vf_index)s does not exist on "
+               "%(pf_ifname)s (it has %(numvfs)s VFs)")
 
 
 class VFTableIncomplete(SriovVifError):
@@ -112,7 +125,8 @@ class VFTableIncomplete(SriovVifError):
 
 
 class NetdevConfigError(SriovVifError):
-    msg_fmt = "Cannot change network device %(ifname)s: %(reason)s"
+    msg_fmt = ("Cannot change network device %(ifname)s of VF %(address)s: "
+               "%(reason)s")
 
 
 # Journal of original VF state.

@@ -22,9 +22,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from oslo_log import log as logging
+
 from sriov_vif import discovery
+from sriov_vif import exception
 from sriov_vif import journal
 from sriov_vif import vf_config
+from sriov_vif import vf_state
+
+LOG = logging.getLogger(__name__)
 
 
 def _owner(record: journal.VFRecord | None) -> dict[str, Any] | None:
@@ -37,16 +43,44 @@ def _owner(record: journal.VFRecord | None) -> dict[str, Any] | None:
     }
 
 
+def _kernel_table(pf: discovery.PhysicalFunction
+                  ) -> tuple[dict[int, vf_state.VFState], str | None]:
+    """The PF's VF table, or an empty one and why it could not be read.
+
+    The PF's netdev may have vanished or been renamed since sysfs was
+    read, the driver may refuse VF info, the table may come back short:
+    one PF must not hide every other from the operator.
+    """
+    if pf.ifname is None or not pf.numvfs:
+        return {}, None
+    try:
+        return vf_config.vf_table(pf), None
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        LOG.debug("PF %(pf)s (%(ifname)s): VF table unreadable: %(err)s",
+                  {"pf": pf.pci_address, "ifname": pf.ifname,
+                   "err": reason})
+        return {}, reason
+
+
 def collect(sysfs_root: str, state: journal.Journal) -> dict[str, Any]:
-    """Every SR-IOV PF and its VFs, in the CLI's JSON shape."""
+    """Every SR-IOV PF and its VFs, in the CLI's JSON shape.
+
+    A PF whose VF table (or VF list in sysfs) cannot be read is still
+    listed, with "error" saying why and its VFs' kernel columns None.
+    """
     records = {a: state.load(a, quarantine=False)
                for a in state.addresses()}
     pfs = []
     for pf in discovery.list_pfs(sysfs_root):
-        table = (vf_config.read_vf_table(pf.ifname)
-                 if pf.ifname is not None and pf.numvfs else {})
+        table, error = _kernel_table(pf)
+        try:
+            sysfs_vfs = discovery.list_vfs(sysfs_root, pf)
+        except exception.SriovVifError as exc:
+            sysfs_vfs = []
+            error = "; ".join(filter(None, (error, str(exc))))
         vfs = []
-        for vf in discovery.list_vfs(sysfs_root, pf):
+        for vf in sysfs_vfs:
             kernel = table.get(vf.index)
             entry: dict[str, Any] = {
                 "index": vf.index,
@@ -72,9 +106,16 @@ def collect(sysfs_root: str, state: journal.Journal) -> dict[str, Any]:
             "driver": pf.driver,
             "numvfs": pf.numvfs,
             "totalvfs": pf.totalvfs,
+            "error": error,
             "vfs": vfs,
         })
     return {"pfs": pfs}
+
+
+def errors(inventory: dict[str, Any]) -> list[str]:
+    """One line per PF that could not be read, for the exit status."""
+    return [f"PF {pf['pci_address']}: {pf['error']}"
+            for pf in inventory["pfs"] if pf.get("error")]
 
 
 VF_COLUMNS = (
@@ -84,6 +125,11 @@ VF_COLUMNS = (
     ("link_state", "LINK"), ("min_tx_rate", "MIN"), ("max_tx_rate", "MAX"),
     ("owner", "OWNER"),
 )
+
+
+KERNEL_COLUMNS = frozenset(("mac", "vlan", "qos", "proto", "trust",
+                            "spoofchk", "link_state", "min_tx_rate",
+                            "max_tx_rate"))
 
 
 def _cell(key: str, value: Any) -> str:
@@ -111,12 +157,16 @@ def render(inventory: dict[str, Any],
             f"PF {pf['pci_address']} {pf['ifname'] or '(no netdev)'} "
             f"driver {pf['driver'] or '-'} VFs {pf['numvfs']}/"
             f"{pf['totalvfs']}")
+        error = pf.get("error")
+        if error:
+            lines.append(f"  kernel columns unknown (?): {error}")
         rows = [[title for _, title in VF_COLUMNS]]
         for vf in pf["vfs"]:
             prior = old.get(vf["pci_address"])
             row = []
             for key, _ in VF_COLUMNS:
-                cell = _cell(key, vf[key])
+                cell = ("?" if error and key in KERNEL_COLUMNS
+                        else _cell(key, vf[key]))
                 if prior is not None and prior[key] != vf[key]:
                     cell = "*" + cell
                 row.append(cell)

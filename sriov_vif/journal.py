@@ -30,9 +30,12 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import os
+import secrets
+import stat
 import threading
 import time
 from typing import Any
@@ -52,6 +55,12 @@ LOCK_TIMEOUT: Final = 120.0
 _LOCK_POLL: Final = 0.05
 _SUFFIX: Final = ".json"
 _LOCK_DIR: Final = "locks"
+_TMP_SUFFIX: Final = ".tmp"
+# A record is under 2 KiB; anything much larger is not one.
+MAX_RECORD_SIZE: Final = 64 * 1024
+_DIR_FLAGS: Final = (os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+# O_NONBLOCK: a FIFO planted under a record's name must not hang a reader.
+_FILE_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,21 +116,44 @@ class VFRecord:
         }
 
     @classmethod
-    def from_primitive(cls, data: dict[str, Any]) -> VFRecord:
+    def from_primitive(cls, data: Any) -> VFRecord:
+        """The record in data; ValueError for anything that is not one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"it is a JSON {type(data).__name__}, not an "
+                             "object")
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(f"unknown format version {data.get('version')!r}")
+        owner, original = data["owner"], data["original"]
         netdev = data.get("netdev")
+        for what, value in (("owner", owner), ("original", original)):
+            if not isinstance(value, dict):
+                raise ValueError(f"its {what} is not an object")
+        if netdev is not None and not isinstance(netdev, dict):
+            raise ValueError("its netdev is not an object")
+        if not isinstance(owner.get("vif_id"), str) or not all(
+                isinstance(value, str | None) for value in owner.values()):
+            raise ValueError("its owner is not a VIF id and instance")
+        changed = _names(data["changed"], "changed")
         return cls(
-            pci_address=str(data["pci_address"]),
-            pf_pci_address=str(data["pf_pci_address"]),
-            pf_ifname=str(data["pf_ifname"]),
+            pci_address=discovery.validate_pci_address(data["pci_address"]),
+            pf_pci_address=discovery.validate_pci_address(
+                data["pf_pci_address"]),
+            pf_ifname=vf_state.validate_ifname(data["pf_ifname"]),
             vf_index=vf_state.validate_vf_index(data["vf_index"]),
-            owner=Owner(**data["owner"]),
-            original=vf_state.VFState.from_primitive(data["original"]),
-            changed=tuple(data["changed"]),
+            owner=Owner(**owner),
+            original=vf_state.VFState.from_primitive(original),
+            changed=changed,
             netdev=NetdevOriginal(**netdev) if netdev is not None else None,
-            netdev_changed=tuple(data.get("netdev_changed", ())),
+            netdev_changed=_names(data.get("netdev_changed", []),
+                                  "netdev_changed"),
         )
+
+
+def _names(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(item, str) for item in value):
+        raise ValueError(f"its {what} is not a list of names")
+    return tuple(value)
 
 
 @contextlib.contextmanager
@@ -134,12 +166,58 @@ def _io_errors(path: str) -> collections.abc.Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise exception.JournalError(
-            path=path, reason=exc.strerror or str(exc)) from exc
+        if exc.errno == errno.ELOOP:
+            reason = ("is a symbolic link; the journal follows none "
+                      "inside state_path")
+        elif exc.errno == errno.ENOTDIR:
+            # O_DIRECTORY | O_NOFOLLOW on a symlink to a directory
+            reason = ("is not a directory (the journal follows no "
+                      "symbolic link inside state_path)")
+        else:
+            reason = exc.strerror or str(exc)
+        raise exception.JournalError(path=path, reason=reason) from exc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte or raise: os.write may write fewer than asked."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
+def make_state_dir(path: str) -> None:
+    """Create path and any missing parent with mode 0700, as this user.
+
+    os.makedirs gives only the last component the mode asked for; every
+    component created here is private, since the records name instances
+    and MACs.
+    """
+    missing = []
+    head = os.path.abspath(path)
+    while not os.path.isdir(head):
+        missing.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    for component in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(component, 0o700)
 
 
 class Journal:
-    """VF records under one state directory."""
+    """VF records under one state directory.
+
+    Every file operation inside state_path is made relative to a
+    descriptor of the directory, with O_NOFOLLOW, and checked with fstat
+    before it is used; ownership and modes are set on descriptors, never
+    by path. state_path belongs to nova-compute's user while the CLI may
+    run as root: a symlink or hard link that user plants there must never
+    make root change, chown or truncate another file.
+    """
 
     def __init__(self, state_path: str) -> None:
         self.state_path = state_path
@@ -147,39 +225,71 @@ class Journal:
             collections.defaultdict(threading.Lock))
         self._thread_locks_guard = threading.Lock()
 
-    def _path(self, pci_address: str) -> str:
+    def _name(self, pci_address: str) -> str:
         # The address was validated by discovery; refuse anything that
         # could still escape the directory.
-        discovery.validate_pci_address(pci_address)
-        return os.path.join(self.state_path, pci_address + _SUFFIX)
+        return discovery.validate_pci_address(pci_address) + _SUFFIX
 
-    def _ensure_dir(self, path: str) -> None:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+    def _path(self, pci_address: str) -> str:
+        return os.path.join(self.state_path, self._name(pci_address))
+
+    @contextlib.contextmanager
+    def _directory(self, create: bool) -> collections.abc.Iterator[
+            int | None]:
+        """A descriptor of state_path; None if it is missing and not created.
+
+        state_path itself is configuration (its parent belongs to root or
+        the deployment); what lies inside it is not trusted.
+        """
+        with _io_errors(self.state_path):
+            try:
+                fd = os.open(self.state_path, _DIR_FLAGS)
+            except FileNotFoundError:
+                if not create:
+                    yield None
+                    return
+                make_state_dir(self.state_path)
+                fd = os.open(self.state_path, _DIR_FLAGS)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def locked(self, pci_address: str) -> collections.abc.Iterator[None]:
         """Hold the VF's lock against threads and other processes."""
-        discovery.validate_pci_address(pci_address)
+        name = self._name(pci_address)[:-len(_SUFFIX)] + ".lock"
         with self._thread_locks_guard:
             thread_lock = self._thread_locks[pci_address]
         with thread_lock:
             lock_dir = os.path.join(self.state_path, _LOCK_DIR)
-            with _io_errors(lock_dir):
-                self._ensure_dir(lock_dir)
-                if os.geteuid() == 0:
-                    owner = os.stat(self.state_path)
-                    os.chown(lock_dir, owner.st_uid, owner.st_gid)
-                fd = os.open(os.path.join(lock_dir, pci_address + ".lock"),
-                             os.O_RDWR | os.O_CREAT, 0o600)
-            try:
+            lock_path = os.path.join(lock_dir, name)
+            with self._directory(create=True) as dir_fd:
+                assert dir_fd is not None
+                owner = os.fstat(dir_fd)
                 with _io_errors(lock_dir):
-                    self._give_to_directory_owner(fd)
-                self._flock(fd, pci_address)
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(_LOCK_DIR, 0o700, dir_fd=dir_fd)
+                    locks_fd = os.open(_LOCK_DIR, _DIR_FLAGS | os.O_NOFOLLOW,
+                                       dir_fd=dir_fd)
+                try:
+                    with _io_errors(lock_dir):
+                        self._give_to_directory_owner(locks_fd, owner)
+                    with _io_errors(lock_path):
+                        fd = os.open(name, _FILE_FLAGS | os.O_RDWR
+                                     | os.O_CREAT, 0o600, dir_fd=locks_fd)
+                finally:
+                    os.close(locks_fd)
+            try:
+                with _io_errors(lock_path):
+                    self._check_file(fd, lock_path, owner)
+                    self._give_to_directory_owner(fd, owner)
+                self._flock(fd, pci_address, lock_path)
                 yield
             finally:
                 os.close(fd)
 
-    def _flock(self, fd: int, pci_address: str) -> None:
+    def _flock(self, fd: int, pci_address: str, lock_path: str) -> None:
         """Wait for another process's hold on the VF, politely and not long.
 
         A blocking flock would stall every green thread of an eventlet
@@ -194,95 +304,187 @@ class Journal:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise exception.JournalError(
-                        path=self.state_path,
+                        path=lock_path,
                         reason=f"VF {pci_address} stayed locked by another "
                                f"process for {LOCK_TIMEOUT} s") from None
                 time.sleep(_LOCK_POLL)
+
+    def _check_file(self, fd: int, path: str, owner: os.stat_result) -> None:
+        """Refuse anything but a plain file of ours or the directory's.
+
+        O_NOFOLLOW stops symlinks; a hard link to a file of root's (or
+        anyone's) would still open, and is refused here before it is
+        read, written or chowned.
+        """
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise exception.JournalError(path=path,
+                                         reason="is not a regular file")
+        if st.st_nlink != 1 or st.st_uid not in (os.geteuid(),
+                                                   owner.st_uid):
+            raise exception.JournalError(
+                path=path,
+                reason=f"has {st.st_nlink} links and belongs to uid "
+                       f"{st.st_uid}: not a file the journal made")
 
     def load(self, pci_address: str,
              quarantine: bool = True) -> VFRecord | None:
         """The VF's record; None when there is none or it is unreadable.
 
-        An unreadable record is moved aside under a name of its own (never
-        deleted: an operator may still want the original MAC in it) and
-        logged, because refusing every later plug of the VF would be worse
-        than losing the original state of one VF. quarantine=False only
-        logs it, for readers that must change nothing (the inventory).
+        An unreadable record (not JSON, not a record, not this VF's, not a
+        plain file) is moved aside under a name of its own (never deleted:
+        an operator may still want the original MAC in it) and logged,
+        because refusing every later plug of the VF would be worse than
+        losing the original state of one VF. quarantine=False only logs
+        it, for readers that must change nothing (the inventory).
         """
+        name = self._name(pci_address)
         path = self._path(pci_address)
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            record = VFRecord.from_primitive(data)
-            if record.pci_address != pci_address:
-                raise ValueError(f"it is the record of {record.pci_address}")
-            return record
-        except FileNotFoundError:
-            return None
-        except PermissionError as exc:
-            # Not corruption: a record another user wrote. Moving it aside
-            # would lose the original state of a VF still in use.
-            raise exception.JournalError(path=path, reason=str(exc)) from exc
-        except (OSError, ValueError, KeyError, TypeError,
-                exception.SriovVifError) as exc:
-            if not quarantine:
-                LOG.error("VF %(vf)s: journal record %(path)s is "
-                          "unreadable (%(err)s).",
-                          {"vf": pci_address, "path": path, "err": exc})
+        with self._directory(create=False) as dir_fd:
+            if dir_fd is None:
                 return None
-            aside = f"{path}.corrupt-{time.strftime('%Y%m%d%H%M%S')}"
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(path, aside)
-            LOG.error("VF %(vf)s: journal record %(path)s is unreadable "
-                      "(%(err)s); moved it to %(aside)s. The VF's state "
-                      "before its last plug is unknown: check it with "
-                      "'sriov-vif inventory'.",
-                      {"vf": pci_address, "path": path, "err": exc,
-                       "aside": aside})
-            return None
+            try:
+                record = self._read(dir_fd, name, path)
+                if record.pci_address != pci_address:
+                    raise ValueError(
+                        f"it is the record of {record.pci_address}")
+                return record
+            except FileNotFoundError:
+                return None
+            except PermissionError as exc:
+                # Not corruption: a record another user wrote. Moving it
+                # aside would lose the original state of a VF still in use.
+                raise exception.JournalError(path=path,
+                                             reason=str(exc)) from exc
+            except Exception as exc:  # any unreadable record, see above
+                self._unreadable(dir_fd, name, path, pci_address,
+                                 _describe_error(exc), quarantine)
+                return None
+
+    def _read(self, dir_fd: int, name: str, path: str) -> VFRecord:
+        fd = os.open(name, _FILE_FLAGS | os.O_RDONLY, dir_fd=dir_fd)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError("it is not a regular file")
+            if st.st_size > MAX_RECORD_SIZE:
+                raise ValueError(f"it is {st.st_size} bytes, more than a "
+                                 f"record ever is ({MAX_RECORD_SIZE})")
+            chunks = []
+            size = 0
+            while size <= MAX_RECORD_SIZE:
+                chunk = os.read(fd, MAX_RECORD_SIZE + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_RECORD_SIZE:
+            raise ValueError("it grew past the size of any record")
+        return VFRecord.from_primitive(json.loads(data.decode("utf-8")))
+
+    def _unreadable(self, dir_fd: int, name: str, path: str,
+                    pci_address: str, error: str, quarantine: bool) -> None:
+        if not quarantine:
+            LOG.error("VF %(vf)s: journal record %(path)s is "
+                      "unreadable (%(err)s).",
+                      {"vf": pci_address, "path": path, "err": error})
+            return
+        aside = (f"{name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}-"
+                 f"{secrets.token_hex(4)}")
+        try:
+            os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.fsync(dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise exception.JournalError(
+                path=path, reason=f"is unreadable ({error}) and could not "
+                                  f"be moved aside: {exc}") from exc
+        LOG.error("VF %(vf)s: journal record %(path)s is unreadable "
+                  "(%(err)s); moved it to %(aside)s. The VF's state "
+                  "before its last plug is unknown: check it with "
+                  "'sriov-vif inventory'.",
+                  {"vf": pci_address, "path": path, "err": error,
+                   "aside": os.path.join(self.state_path, aside)})
 
     def save(self, record: VFRecord) -> None:
-        path = self._path(record.pci_address)
-        with _io_errors(path):
-            self._ensure_dir(self.state_path)
-            tmp = path + ".tmp"
-            data = json.dumps(record.to_primitive(), indent=1,
-                              sort_keys=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                self._give_to_directory_owner(fd)
-                os.write(fd, data.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            self._fsync_dir()
+        """Write the record durably, or raise and keep the one before.
 
-    def _give_to_directory_owner(self, fd: int) -> None:
+        The new record goes to a temporary file of a random name (created
+        exclusively, so nothing planted there is written through), every
+        byte of it or an error, then fsync, rename over the old record and
+        fsync of the directory: a full filesystem leaves the good record
+        in place.
+        """
+        name = self._name(record.pci_address)
+        path = self._path(record.pci_address)
+        data = json.dumps(record.to_primitive(), indent=1,
+                          sort_keys=True).encode("utf-8")
+        with self._directory(create=True) as dir_fd:
+            assert dir_fd is not None
+            owner = os.fstat(dir_fd)
+            tmp = f".{name}.{secrets.token_hex(8)}{_TMP_SUFFIX}"
+            with _io_errors(path):
+                fd = os.open(tmp, _FILE_FLAGS | os.O_WRONLY | os.O_CREAT
+                             | os.O_EXCL, 0o600, dir_fd=dir_fd)
+                try:
+                    try:
+                        os.fchmod(fd, 0o600)
+                        self._give_to_directory_owner(fd, owner)
+                        _write_all(fd, data)
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    os.replace(tmp, name, src_dir_fd=dir_fd,
+                               dst_dir_fd=dir_fd)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dir_fd)
+                    raise
+                os.fsync(dir_fd)
+
+    def _give_to_directory_owner(self, fd: int,
+                                 owner: os.stat_result) -> None:
         """Keep files the CLI writes as root usable by nova-compute.
 
         nova-compute writes the journal as its own user (under devstack,
         not root); a record an operator's root shell created would
-        otherwise lock that user out of the VF's original state.
+        otherwise lock that user out of the VF's original state. Only
+        ever on a descriptor just opened and checked, never by path.
         """
         if os.geteuid() != 0:
             return
-        owner = os.stat(self.state_path)
-        os.fchown(fd, owner.st_uid, owner.st_gid)
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+            os.fchown(fd, owner.st_uid, owner.st_gid)
 
     def remove(self, pci_address: str) -> None:
-        path = self._path(pci_address)
-        with _io_errors(path), contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-            self._fsync_dir()
+        """Remove the VF's record and any temporary a crash left of it.
 
-    def _fsync_dir(self) -> None:
-        fd = os.open(self.state_path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        Called with the VF's lock held: no writer of this VF is between
+        creating and renaming its temporary file.
+        """
+        name = self._name(pci_address)
+        path = self._path(pci_address)
+        with self._directory(create=False) as dir_fd:
+            if dir_fd is None:
+                return
+            with _io_errors(path):
+                leftovers = [entry for entry in os.listdir(dir_fd)
+                             if entry.startswith(f".{name}.")
+                             and entry.endswith(_TMP_SUFFIX)]
+                for entry in leftovers:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry, dir_fd=dir_fd)
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    if not leftovers:
+                        return
+                os.fsync(dir_fd)
 
     def find_vif(self, vif_id: str) -> VFRecord | None:
         """The record of the VF plugged for vif_id, or None.
@@ -300,10 +502,11 @@ class Journal:
 
     def addresses(self) -> list[str]:
         """PCI addresses of every VF with a record, sorted."""
-        try:
-            names = os.listdir(self.state_path)
-        except FileNotFoundError:
-            return []
+        with self._directory(create=False) as dir_fd:
+            if dir_fd is None:
+                return []
+            with _io_errors(self.state_path):
+                names = os.listdir(dir_fd)
         addresses = []
         for name in sorted(names):
             address = name[:-len(_SUFFIX)]
@@ -316,3 +519,11 @@ class Journal:
                             "named after a VF's PCI address.",
                             name, self.state_path)
         return addresses
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to be a record"
+    if isinstance(exc, KeyError):
+        return f"missing {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -48,6 +48,7 @@ from os_vif.objects import vif as osv_vif
 
 from sriov_vif import discovery
 from sriov_vif import exception
+from sriov_vif import identifiers
 from sriov_vif import objects
 from sriov_vif import vf_state
 
@@ -73,10 +74,6 @@ USER_ALIAS_PREFIX: Final = "ua-"
 _USER_ALIAS_RE: Final = re.compile(r"ua-[A-Za-z0-9_.-]+")
 # libvirt stores an 802.1Qbh profile id in 40 bytes with its NUL.
 MAX_PROFILE_ID_LEN: Final = 39
-# libvirt's UUID forms: 32 hex digits, bare or in the usual groups.
-_UUID_RE: Final = re.compile(
-    r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _QBH = osv_vif.VIFPortProfile8021Qbh
 _QBG = osv_vif.VIFPortProfile8021Qbg
 
@@ -283,7 +280,7 @@ def _check_qbg(vif: Any, port: Any) -> None:
             raise _invalid(vif, f"802.1Qbg {name} {value!r} must be an "
                            f"integer from {low} to {high}")
     instance = port.instance_id if _is_set(port, "instance_id") else None
-    if not isinstance(instance, str) or not _UUID_RE.fullmatch(instance):
+    if not identifiers.is_uuid(instance, bare=True):
         raise _invalid(vif, f"802.1Qbg instance_id {instance!r} is not a "
                        "UUID")
 

@@ -31,6 +31,49 @@ from oslo_versionedobjects import fields
 from sriov_vif import vf_state
 
 
+class StrictBoolean(fields.FieldType[bool]):
+    """A boolean that refuses what it cannot read as one.
+
+    oslo.versionedobjects' Boolean coerces with bool(): the string
+    "false" would become True and make a VF trusted. Real booleans and
+    the strings nova accepts (parsed strictly) pass; anything else is a
+    ValueError, which the object reports naming the field.
+    """
+
+    @staticmethod
+    def coerce(obj: Any, attr: str, value: Any) -> bool:
+        parsed = vf_state.parse_bool(value)
+        if parsed is None:
+            raise ValueError(f"{attr} must be true or false, not {value!r}")
+        return parsed
+
+    @staticmethod
+    def get_schema() -> dict[str, Any]:
+        return {"type": ["boolean"]}
+
+
+class StrictBooleanField(fields.AutoTypedField[bool]):
+    AUTO_TYPE = StrictBoolean()
+
+
+class U32(fields.Integer):
+    """A non-negative integer the kernel can store in a __u32."""
+
+    @staticmethod
+    def coerce(obj: Any, attr: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"{attr} must be an integer, not {value!r}")
+        number = int(value)
+        if not 0 <= number <= vf_state.U32_MAX:
+            raise ValueError(f"{attr} must be from 0 to {vf_state.U32_MAX}, "
+                             f"not {number}")
+        return number
+
+
+class U32Field(fields.AutoTypedField[int]):
+    AUTO_TYPE = U32()
+
+
 class LinkStateField(fields.AutoTypedField[str]):
     AUTO_TYPE = fields.Enum(valid_values=list(vf_state.LINK_STATES))
 
@@ -53,11 +96,11 @@ class VIFPortProfileSRIOV(osv_vif.VIFPortProfileBase):
     VERSION = "1.0"
 
     fields = {
-        "trusted": fields.BooleanField(nullable=True),
-        "spoofchk": fields.BooleanField(nullable=True),
+        "trusted": StrictBooleanField(nullable=True),
+        "spoofchk": StrictBooleanField(nullable=True),
         "link_state": LinkStateField(nullable=True),
-        "min_tx_rate": fields.NonNegativeIntegerField(nullable=True),
-        "max_tx_rate": fields.NonNegativeIntegerField(nullable=True),
+        "min_tx_rate": U32Field(nullable=True),
+        "max_tx_rate": U32Field(nullable=True),
         "vlan_qos": fields.IntegerField(nullable=True),
         "vlan_proto": VlanProtoField(nullable=True),
         "model": fields.StringField(nullable=True),

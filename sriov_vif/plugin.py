@@ -138,7 +138,7 @@ class SriovPlugin(osv_plugin.PluginBase):
                      settings: vf_state.VFSettings, netdev: str | None,
                      owner: journal.Owner) -> None:
         pf_ifname = _pf_ifname(vf)
-        current = vf_config.read_vf(pf_ifname, vf.index)
+        current = vf_config.vf_state_now(vf)
         record = self.state_journal.load(vf.pci_address)
         fresh = record is None
         if record is None:
@@ -156,19 +156,20 @@ class SriovPlugin(osv_plugin.PluginBase):
             # never unplugged (a crash, a lost event): the journal keeps
             # the truly original state and the late unplug of the old VIF
             # becomes a no-op because it no longer owns the VF.
-            LOG.warning("VF %(vf)s was still journaled for VIF %(old)s; "
+            LOG.warning("%(vf)s was still journaled for VIF %(old)s; "
                         "VIF %(new)s takes it over, keeping the original "
                         "state recorded then.",
-                        {"vf": vf.pci_address, "old": record.owner.vif_id,
-                         "new": owner.vif_id})
+                        {"vf": vf_config.where(vf),
+                         "old": record.owner.vif_id, "new": owner.vif_id})
         netdev_changed: tuple[str, ...] = ()
         netdev_original = record.netdev
         if netdev is not None:
             netdev_changed = ("mac", "up")
             if netdev_original is None or netdev_original.ifname != netdev:
-                state = vf_config.read_netdev(netdev)
+                state = vf_config.netdev_state(vf, netdev)
                 netdev_original = journal.NetdevOriginal(
-                    ifname=netdev, mac=_restorable_mac(state.mac),
+                    ifname=netdev,
+                    mac=_restorable_mac(state.mac, vf, netdev, owner.vif_id),
                     up=state.up)
         record = dataclasses.replace(
             record,
@@ -184,13 +185,15 @@ class SriovPlugin(osv_plugin.PluginBase):
         # Journal first: a crash after this line is repaired by restore.
         self.state_journal.save(record)
         try:
-            vf_config.apply_vf_settings(
-                pf_ifname, vf.index, settings, current,
-                pf_driver=vf.pf.driver or "",
+            vf_config.apply_settings(
+                vf, settings, current,
                 unsupported_action=self.config.unsupported_attribute_action)
             if netdev is not None:
-                vf_config.set_netdev(netdev, mac=settings.mac, up=True)
-        except Exception:
+                vf_config.set_netdev(vf, netdev, mac=settings.mac, up=True)
+        except Exception as exc:
+            LOG.error("Plug of VIF %(vif)s on %(vf)s failed: %(err)s",
+                      {"vif": owner.vif_id, "vf": vf_config.where(vf),
+                       "err": exc})
             if fresh:
                 self._undo_failed_plug(record)
             raise
@@ -210,10 +213,15 @@ class SriovPlugin(osv_plugin.PluginBase):
             if record is not None and record.owner.vif_id == vif.id:
                 self._restore_locked(record, release=True)
                 return
+            if record is None:
+                # what a plug killed while writing its record left
+                self.state_journal.remove(address)
         if record is not None:
-            LOG.warning("Unplug of VIF %(vif)s: VF %(vf)s now belongs "
-                        "to VIF %(owner)s; leaving it alone.",
+            LOG.warning("Unplug of VIF %(vif)s: VF %(vf)s (%(pf)s vf "
+                        "%(idx)d) now belongs to VIF %(owner)s; leaving "
+                        "it alone.",
                         {"vif": vif.id, "vf": address,
+                         "pf": record.pf_ifname, "idx": record.vf_index,
                          "owner": record.owner.vif_id})
         # nova unplugs with another host's binding after a failed live
         # migration or an evacuation: the VF this VIF really has here is
@@ -285,29 +293,39 @@ class SriovPlugin(osv_plugin.PluginBase):
                     if record is None:
                         LOG.info("VF %s has no journal record; nothing to "
                                  "restore.", address)
+                        records.remove(address)  # a killed save's leftover
                         continue
                     self._restore_locked(record, release=True)
-            except exception.SriovVifError as exc:
-                LOG.error("VF %(vf)s could not be restored: %(err)s",
+            except Exception as exc:
+                # Whatever one VF does (a record, a driver, a vanished PF),
+                # the others still get restored.
+                LOG.error("VF %(vf)s could not be restored (its journal "
+                          "record is kept): %(err)s",
                           {"vf": address, "err": exc})
-                result.failed[address] = str(exc)
+                result.failed[address] = (
+                    str(exc) if isinstance(exc, exception.SriovVifError)
+                    else f"{type(exc).__name__}: {exc}")
             else:
                 result.restored.append(address)
         return result
 
     def _undo_failed_plug(self, record: journal.VFRecord) -> None:
-        LOG.error("Plug of VIF %(vif)s on VF %(vf)s failed; putting the VF "
-                  "back as it was.",
-                  {"vif": record.owner.vif_id, "vf": record.pci_address})
+        LOG.error("Plug of VIF %(vif)s on VF %(vf)s (%(pf)s vf %(idx)d) "
+                  "failed; putting the VF back as it was.",
+                  {"vif": record.owner.vif_id, "vf": record.pci_address,
+                   "pf": record.pf_ifname, "idx": record.vf_index})
         try:
             self._restore_locked(record, release=False)
         except Exception as exc:
             # The record stays: 'sriov-vif restore' or the next plug
             # can still finish the job. The plug error is the one to raise
             # (with its traceback, by os-vif); this one is only reported.
-            LOG.error("VF %(vf)s could not be put back (%(err)s); its "
-                      "journal record is kept for 'sriov-vif restore'.",
-                      {"vf": record.pci_address, "err": exc})
+            LOG.error("VF %(vf)s (%(pf)s vf %(idx)d) of VIF %(vif)s could "
+                      "not be put back (%(err)s); its journal record is "
+                      "kept for 'sriov-vif restore'.",
+                      {"vf": record.pci_address, "pf": record.pf_ifname,
+                       "idx": record.vf_index, "vif": record.owner.vif_id,
+                       "err": exc})
 
     def _restore_locked(self, record: journal.VFRecord,
                         release: bool) -> None:
@@ -321,24 +339,26 @@ class SriovPlugin(osv_plugin.PluginBase):
         if vf is None:
             # Lowering sriov_numvfs destroyed the VF and its settings; a
             # VF created again starts from the driver's defaults.
-            LOG.warning("VF %(vf)s no longer exists; nothing to restore, "
-                        "dropping its journal record.",
-                        {"vf": record.pci_address})
+            LOG.warning("VF %(vf)s (was %(pf)s vf %(idx)d, VIF %(vif)s) "
+                        "no longer exists; nothing to restore, dropping its "
+                        "journal record.",
+                        {"vf": record.pci_address, "pf": record.pf_ifname,
+                         "idx": record.vf_index,
+                         "vif": record.owner.vif_id})
             self.state_journal.remove(record.pci_address)
             return
-        pf_ifname, pf_driver = _pf_ifname(vf), vf.pf.driver or ""
+        pf_ifname = _pf_ifname(vf)
         target = record.original.restorable()
         if release and self.config.released_vf_mac == "zero":
             target = dataclasses.replace(target, mac=vf_state.ZERO_MAC)
         keep = set(record.changed)
         target = target.without(*(
             f.name for f in dataclasses.fields(target) if f.name not in keep))
-        current = vf_config.read_vf(pf_ifname, record.vf_index)
-        vf_config.apply_vf_settings(
-            pf_ifname, record.vf_index, target, current,
-            pf_driver=pf_driver, unsupported_action="warn")
+        current = vf_config.vf_state_now(vf)
+        vf_config.apply_settings(vf, target, current,
+                                 unsupported_action="warn")
         if record.netdev is not None and record.netdev_changed:
-            self._restore_netdev(record)
+            self._restore_netdev(record, vf)
         self.state_journal.remove(record.pci_address)
         LOG.info("Restored VF %(vf)s (%(pf)s vf %(idx)d) for VIF %(vif)s: "
                  "%(settings)s",
@@ -346,26 +366,22 @@ class SriovPlugin(osv_plugin.PluginBase):
                   "idx": record.vf_index, "vif": record.owner.vif_id,
                   "settings": target.requested()})
 
-    def _restore_netdev(self, record: journal.VFRecord) -> None:
+    def _restore_netdev(self, record: journal.VFRecord,
+                        vf: discovery.VirtualFunction) -> None:
         assert record.netdev is not None
         original = record.netdev
-        try:
-            current_ifname = discovery.vf_netdev(
-                self.config.sysfs_root, record.pci_address)
-        except exception.PciDeviceNotFound:
-            current_ifname = None
-        if current_ifname != original.ifname:
-            LOG.info("VF %(vf)s: netdev %(dev)s is gone (VF rebound?); "
+        if vf.ifname != original.ifname:
+            LOG.info("%(vf)s: netdev %(dev)s is gone (VF rebound?); "
                      "nothing to restore on it.",
-                     {"vf": record.pci_address, "dev": original.ifname})
+                     {"vf": vf_config.where(vf), "dev": original.ifname})
             return
         try:
-            vf_config.set_netdev(original.ifname, mac=original.mac,
+            vf_config.set_netdev(vf, original.ifname, mac=original.mac,
                                  up=original.up)
-        except exception.NetdevNotFound:
-            LOG.info("VF %(vf)s: netdev %(dev)s vanished while it was "
+        except (exception.NetdevNotFound, exception.NotTheVFNetdev):
+            LOG.info("%(vf)s: netdev %(dev)s vanished while it was "
                      "being restored; nothing to restore on it.",
-                     {"vf": record.pci_address, "dev": original.ifname})
+                     {"vf": vf_config.where(vf), "dev": original.ifname})
 
     def _rediscover(self, record: journal.VFRecord
                     ) -> discovery.VirtualFunction | None:
@@ -391,7 +407,8 @@ class SriovPlugin(osv_plugin.PluginBase):
         return vf
 
 
-def _restorable_mac(mac: str) -> str | None:
+def _restorable_mac(mac: str, vf: discovery.VirtualFunction, netdev: str,
+                    vif_id: str) -> str | None:
     """A netdev MAC that can be set again, or None to leave the MAC be.
 
     A VF netdev can report no MAC or the zero MAC; the kernel would refuse
@@ -400,8 +417,11 @@ def _restorable_mac(mac: str) -> str | None:
     try:
         return vf_state.validate_mac(mac, allow_zero=False)
     except exception.InvalidVFSetting:
-        LOG.info("VF netdev MAC %s cannot be set again; unplug will leave "
-                 "the netdev's MAC as the VIF set it.", mac)
+        LOG.info("%(vf)s, netdev %(dev)s, VIF %(vif)s: netdev MAC %(mac)s "
+                 "cannot be set again; unplug will leave the netdev's MAC "
+                 "as the VIF set it.",
+                 {"vf": vf_config.where(vf), "dev": netdev, "vif": vif_id,
+                  "mac": mac})
         return None
 
 

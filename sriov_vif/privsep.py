@@ -16,14 +16,29 @@ Only CAP_NET_ADMIN: every privileged thing this library does is a netlink
 request that changes a link (VF attributes on the PF, the MAC and state of
 a VF netdev). Reading the VF table needs no capability at all, but runs in
 the same context so that it sees the same network namespace as the writes.
+
+The prefix is the one module that may declare entrypoints,
+sriov_vif.privileged: oslo.privsep refuses a decorated function of any
+other module (it compares the function's module name with the prefix),
+so nothing else in the package, a test helper included, can add to the
+privileged surface. The pypath names this object as rootwrap filters
+and sudoers rules spell it: it must not change.
 """
 
 from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
+PRIVILEGED_MODULE = "sriov_vif.privileged"
+
 vif_plug = priv_context.PrivContext(
-    "sriov_vif",
+    PRIVILEGED_MODULE,
     cfg_section="sriov_vif_privileged",
     pypath=__name__ + ".vif_plug",
     capabilities=[caps.CAP_NET_ADMIN],
 )
+
+# The daemon imports the entrypoints (and everything they use) here, as
+# root, before oslo.privsep drops to [sriov_vif_privileged] user: a daemon
+# running as nova's user then needs no read access to the code, and an
+# import error shows when the daemon starts, not at the first request.
+from sriov_vif import privileged  # noqa: E402,F401,I202

@@ -35,9 +35,15 @@ MAX_VLAN: Final = 4094
 MAX_QOS: Final = 7
 # Linux allows 15 characters; anything else (slash, whitespace, colon) is
 # refused so that a name can never be read as a path or an argument.
-_IFNAME_RE: Final = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
-_MAC_RE: Final = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+_IFNAME_RE: Final = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
+_MAC_RE: Final = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 ZERO_MAC: Final = "00:00:00:00:00:00"
+# The strings nova accepts for a boolean (oslo.utils' bool_from_string,
+# strict): anything else is refused, never read as "true".
+TRUE_STRINGS: Final = frozenset(("1", "t", "true", "on", "y", "yes"))
+FALSE_STRINGS: Final = frozenset(("0", "f", "false", "off", "n", "no"))
+# The kernel keeps rates (and every other VF number) in a __u32.
+U32_MAX: Final = 2**32 - 1
 # Kernel VF indexes are u32 but no PF has more than a few hundred VFs;
 # 4096 bounds a request without excluding any real device.
 MAX_VF_INDEX: Final = 4095
@@ -161,7 +167,7 @@ class VFSettings:
 
 
 def validate_ifname(ifname: Any) -> str:
-    if not isinstance(ifname, str) or not _IFNAME_RE.match(ifname):
+    if not isinstance(ifname, str) or not _IFNAME_RE.fullmatch(ifname):
         raise exception.InvalidInterfaceName(
             ifname=ifname,
             reason="must be 1-15 letters, digits or one of '_.@-'")
@@ -182,7 +188,7 @@ def validate_vf_index(vf_index: Any) -> int:
 
 def validate_mac(mac: Any, name: str = "mac", allow_zero: bool = True) -> str:
     """A lower-case unicast MAC; the all-zero MAC clears a VF's MAC."""
-    if not isinstance(mac, str) or not _MAC_RE.match(mac):
+    if not isinstance(mac, str) or not _MAC_RE.fullmatch(mac):
         raise exception.InvalidVFSetting(
             name=name, value=mac,
             reason="must be six lower-case hex pairs separated by ':'")
@@ -196,6 +202,25 @@ def validate_mac(mac: Any, name: str = "mac", allow_zero: bool = True) -> str:
             name=name, value=mac,
             reason="is a multicast address; a VF needs a unicast MAC")
     return mac
+
+
+def parse_bool(value: Any) -> bool | None:
+    """A real boolean, 0/1 or one of nova's boolean words; else None.
+
+    Python's bool("false") is True: a coercing field or a truth test
+    would make a VF trusted when the caller said "false".
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_STRINGS:
+            return True
+        if word in FALSE_STRINGS:
+            return False
+    return None
 
 
 def _validate_int(name: str, value: Any, low: int, high: int | None) -> None:
@@ -217,8 +242,8 @@ def _validate_bool(name: str, value: Any) -> None:
 _INT_RANGES: Final[dict[str, tuple[int, int | None]]] = {
     "vlan": (0, MAX_VLAN),
     "qos": (0, MAX_QOS),
-    "min_tx_rate": (0, None),
-    "max_tx_rate": (0, None),
+    "min_tx_rate": (0, U32_MAX),
+    "max_tx_rate": (0, U32_MAX),
 }
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "vlan_proto": VLAN_PROTOCOLS,

@@ -24,18 +24,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+import contextlib
 import ctypes
 import dataclasses
 import os
 from pathlib import Path
+import shutil
 import subprocess
+import tempfile
 from typing import Any
 
+from oslo_config import cfg
 from oslo_privsep import priv_context
 import pytest
 
 from harness import iproute
-from harness import privsep_daemon
+from harness import privsep_daemon as harness_privsep_daemon
+from harness import sysfs_tree
+from sriov_vif import config
+from sriov_vif import discovery
+from sriov_vif import privileged  # noqa: F401  (registers [os_vif_sriov])
 from sriov_vif import privsep
 
 CLONE_NEWNET = 0x40000000
@@ -74,14 +82,85 @@ def nl_private_netns() -> Iterator[int]:
                    "setns back to the host network namespace")
 
 
+# The daemon finds VFs only in sysfs under its own sysfs_root: this tree
+# maps two VFs of a PF onto the veth and macvtap of nl_veth (stand-in VF
+# netdevs, as in the kernel tier and the demo), and a second PF onto
+# netdevs that do not exist.
+PF_ADDRESS = "0000:81:00.0"
+PF_IFNAME = "nlvb"  # the veth peer: a link without SR-IOV
+VF_ADDRESSES = ("0000:81:10.0", "0000:81:10.1")
+GONE_PF_ADDRESS = "0000:82:00.0"
+GONE_VF_ADDRESS = "0000:82:10.0"
+GONE_PF_IFNAME = "nlnope0"
+GONE_VF_IFNAME = "nlnope1"
+NOVA_UID = 4242  # owns state_path; the daemon runs as it in test_non_root
+
+
+@dataclasses.dataclass(frozen=True)
+class Sysfs:
+    root: str
+    config_file: str
+
+
+def make_sysfs(directory: Path, privileged_options: str = "") -> Sysfs:
+    """A sysfs tree and a config file naming it, readable by anyone.
+
+    The config file is the daemon's: oslo.privsep passes no config file
+    to a helper_command, so the command line carries it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    tree = sysfs_tree.SysfsTree(str(directory / "sys"))
+    tree.add_pf(PF_ADDRESS, [PF_IFNAME], driver="veth", numvfs=2,
+                totalvfs=8, vf_driver="veth", vf_ifnames=["nlva", "nlm0"])
+    tree.add_pf(GONE_PF_ADDRESS, [GONE_PF_IFNAME], driver="veth", numvfs=1,
+                totalvfs=8, vf_driver="veth", vf_ifnames=[GONE_VF_IFNAME])
+    conf = directory / "daemon.conf"
+    conf.write_text(f"[{config.GROUP}]\nsysfs_root = {tree.root}\n"
+                    f"[{config.PRIVSEP_GROUP}]\n{privileged_options}")
+    for path in (directory, *directory.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return Sysfs(root=tree.root, config_file=str(conf))
+
+
+@pytest.fixture(scope="module")
+def nl_sysfs() -> Iterator[Sysfs]:
+    """The module's sysfs tree, in a directory any uid can read."""
+    directory = Path(tempfile.mkdtemp(prefix="sriov-vif-functional-"))
+    try:
+        yield make_sysfs(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def privsep_daemon(sysfs: Sysfs) -> Iterator[priv_context.PrivContext]:
+    """sriov_vif's privsep daemon, launched the deployment way, on sysfs.
+
+    Its config file names the tree; the caller's sysfs_root names it too.
+    """
+    cfg.CONF.set_override("sysfs_root", sysfs.root, group=config.GROUP)
+    try:
+        with harness_privsep_daemon.started(
+                privsep.vif_plug, config_file=sysfs.config_file) as context:
+            yield context
+    finally:
+        cfg.CONF.clear_override("sysfs_root", group=config.GROUP)
+
+
 @pytest.fixture(scope="module")
 def nl_privsep_daemon(
-        nl_private_netns: int) -> Iterator[priv_context.PrivContext]:
-    """sriov_vif's privsep daemon, launched the deployment way, in the
-    private namespace (a daemon an earlier module left is stopped first).
-    """
-    with privsep_daemon.started(privsep.vif_plug) as context:
+        nl_private_netns: int,
+        nl_sysfs: Sysfs) -> Iterator[priv_context.PrivContext]:
+    """The daemon, as root with CAP_NET_ADMIN only, on nl_sysfs."""
+    with privsep_daemon(nl_sysfs) as context:
         yield context
+
+
+def find_vf(address: str) -> discovery.VirtualFunction:
+    """The VF as the caller's discovery sees it under the test tree."""
+    return discovery.find_vf(cfg.CONF[config.GROUP].sysfs_root, address)
 
 
 def privsep_daemon_pids() -> list[int]:

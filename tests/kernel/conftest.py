@@ -22,8 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+import dataclasses
+import shutil
 from typing import Any
 
+from oslo_config import cfg
 from oslo_privsep import priv_context
 import pytest
 
@@ -31,6 +34,8 @@ from harness import iproute
 from harness import kernel_guest
 from harness import privsep_daemon as harness_privsep_daemon
 from harness import rtnl_readback
+from harness import sysfs_tree
+from sriov_vif import config
 from sriov_vif import privsep  # registers [sriov_vif_privileged]
 
 # Not run outside the guest (e.g. by pytest tests/ on the host)
@@ -101,8 +106,53 @@ def vf_table() -> Callable[[str], rtnl_readback.VFTable]:
     return rtnl_readback.read_vf_table
 
 
+@dataclasses.dataclass(frozen=True)
+class DaemonSysfs:
+    """The sysfs_root the privileged daemon reads, and its config file."""
+
+    root: str
+    config_file: str
+
+
 @pytest.fixture(scope="session")
-def privsep_daemon() -> Iterator[priv_context.PrivContext]:
-    """The real privsep daemon of sriov_vif, started the deployment way."""
-    with harness_privsep_daemon.started(privsep.vif_plug) as context:
-        yield context
+def daemon_sysfs(
+        tmp_path_factory: pytest.TempPathFactory) -> DaemonSysfs:
+    """One sysfs_root for the session's daemon; trees come and go in it.
+
+    The daemon resolves every VF it is asked about in sysfs under its own
+    [os_vif_sriov] sysfs_root, read from its config file (oslo.privsep
+    passes none to a helper_command: the command line names it).
+    """
+    directory = tmp_path_factory.mktemp("daemon-sysfs")
+    root = directory / "sys"
+    conf = directory / "daemon.conf"
+    conf.write_text(f"[{config.GROUP}]\nsysfs_root = {root}\n")
+    return DaemonSysfs(root=str(root), config_file=str(conf))
+
+
+@pytest.fixture
+def daemon_tree(daemon_sysfs: DaemonSysfs
+                ) -> Iterator[sysfs_tree.SysfsTree]:
+    """A fresh sysfs-shaped tree at the daemon's sysfs_root, for one test.
+
+    netdevsim VFs have no PCI functions: the tree gives them addresses
+    (and veths as stand-in VF netdevs where a test wants one). The
+    caller's sysfs_root is the same directory.
+    """
+    shutil.rmtree(daemon_sysfs.root, ignore_errors=True)
+    cfg.CONF.set_override("sysfs_root", daemon_sysfs.root, config.GROUP)
+    try:
+        yield sysfs_tree.SysfsTree(daemon_sysfs.root)
+    finally:
+        cfg.CONF.clear_override("sysfs_root", config.GROUP)
+        shutil.rmtree(daemon_sysfs.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def privsep_daemon(
+        daemon_sysfs: DaemonSysfs) -> Iterator[priv_context.PrivContext]:
+    """The real privsep daemon of sriov_vif, started the deployment way,
+    resolving VFs under daemon_sysfs."""
+    with harness_privsep_daemon.started(
+            privsep.vif_plug, config_file=daemon_sysfs.config_file) as ctx:
+        yield ctx

@@ -12,10 +12,10 @@
 
 """sriov-vif plug, unplug, restore and inventory on netdevsim VFs.
 
-The command runs in this process (cli.main), which saves importing
-os-vif and oslo anew under software emulation for every call, and once
-as a separate process, as an operator runs it, forking its own privsep
-daemon (it is root here). iproute2 reads back.
+The command runs in this process (cli.main): a process of its own would
+import os-vif and oslo anew, some 20 s under software emulation, for each
+call. test_faults.py runs it as separate processes, killed at random.
+iproute2 reads back.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import dataclasses
 import io
 import json
 import logging
-import subprocess
 import sys
 
 import os_vif.objects
@@ -48,12 +47,6 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
-
-
-def _cli_process(conf, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "sriov_vif.cli", "--config-file", conf,
-         *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture
@@ -85,9 +78,13 @@ def cli(capsys, monkeypatch):
 
 
 @pytest.fixture
-def cli_host(tmp_path):
-    """(the 8-VF PF's tree entry, its netdev, a sriov-vif config file)."""
-    host = netdevsim_host.NetdevsimHost(tmp_path)
+def cli_host(tmp_path, daemon_tree):
+    """(the 8-VF PF's tree entry, its netdev, a sriov-vif config file).
+
+    The tree is at the session daemon's sysfs_root: a command in this
+    process uses that daemon once it runs.
+    """
+    host = netdevsim_host.NetdevsimHost(tmp_path, daemon_tree)
     built = host.add_pf(kernel_guest.free_netdevsim_id(), PF_ADDRESS, 8)
     yield built, built.ifnames[0], host.write_config()
     host.release()
@@ -146,9 +143,8 @@ def test_plug_inventory_unplug(tmp_path, cli_host, cli, ip_link_json):
 def test_restore_after_a_crash(tmp_path, cli_host, cli, ip_link_json):
     built, netdevsim_pf, conf = cli_host
     before = _vfs(ip_link_json, netdevsim_pf)
-    # The one run as a process of its own, with its own privsep daemon.
-    for index, run in ((1, _cli_process), (2, cli)):
-        result = run(conf, "plug", _vif_json(
+    for index in (1, 2):
+        result = cli(conf, "plug", _vif_json(
             tmp_path, built, index, f"c2200000-0000-4000-8000-00000000000"
                                     f"{index}"))
         assert result.returncode == 0, result.stderr

@@ -91,9 +91,10 @@ def _netdev(name):
 
 
 @pytest.fixture
-def host(privsep_daemon, ip_link_json, tmp_path):
+def host(privsep_daemon, daemon_tree, ip_link_json, tmp_path):
     veths = {2: _veth(), 3: _veth()}
-    netdevsim = netdevsim_host.NetdevsimHost(tmp_path)
+    # the tree at the daemon's sysfs_root
+    netdevsim = netdevsim_host.NetdevsimHost(tmp_path, daemon_tree)
     built = netdevsim.add_pf(
         kernel_guest.free_netdevsim_id(), PF_ADDRESS, 16,
         vf_driver="netdevsim", vf_ifnames=lambda i: veths.get(i))
@@ -246,9 +247,9 @@ def test_failure_at_each_step_leaves_nothing_changed(host, step,
     netdev = host.built.vf(3).ifname
     netdev_before = _netdev(netdev)
 
-    owner, name = {"read": (vf_config, "read_vf"),
+    owner, name = {"read": (vf_config, "vf_state_now"),
                    "journal": (journal.Journal, "save"),
-                   "apply": (vf_config, "apply_vf_settings"),
+                   "apply": (vf_config, "apply_settings"),
                    "netdev": (vf_config, "set_netdev")}[step]
     real = getattr(owner, name)
     calls = []
@@ -270,13 +271,13 @@ def test_failure_at_each_step_leaves_nothing_changed(host, step,
 
 def test_crash_after_journal_write_is_restored(host, monkeypatch):
     before = host.all_vfs()
-    real_apply = vf_config.apply_vf_settings
+    real_apply = vf_config.apply_settings
 
     def apply_then_die(*args, **kwargs):
         real_apply(*args, **kwargs)
         raise SystemExit("nova-compute killed")
 
-    monkeypatch.setattr(vf_config, "apply_vf_settings", apply_then_die)
+    monkeypatch.setattr(vf_config, "apply_settings", apply_then_die)
     with pytest.raises(SystemExit):
         os_vif.plug(_hostdev(host, 9, **FULL_POLICY), INSTANCE)
     monkeypatch.undo()

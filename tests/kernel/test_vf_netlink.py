@@ -12,7 +12,9 @@
 
 """VF configuration on a real kernel driver (netdevsim), through privsep.
 
-Every change goes through vf_config and the real privsep daemon, and is
+Every change goes through vf_config and the real privsep daemon (which
+finds each VF in the sysfs tree at its sysfs_root that maps PCI
+addresses onto the netdevsim PF's VFs), and is
 read back independently: with iproute2 (`ip -j -d link show`) where it
 can, and with harness/rtnl_readback.py (struct, no pyroute2) for a
 PF with more VFs than iproute2 shows.
@@ -23,16 +25,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 import errno
+import itertools
 from pathlib import Path
 import subprocess
 from typing import Any
 
+from oslo_config import cfg
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 import pytest
 
 from harness import rtnl_readback
+from harness import sysfs_tree
+from sriov_vif import config
+from sriov_vif import discovery
 from sriov_vif import exception
+from sriov_vif import privileged
 from sriov_vif import vf_config
 from sriov_vif.vf_state import VFSettings
 from sriov_vif.vf_state import VFState
@@ -45,6 +53,43 @@ MAC = "52:54:00:12:34:56"
 ZERO_MAC = "00:00:00:00:00:00"
 
 pytestmark = pytest.mark.usefixtures("privsep_daemon")
+
+# Two buses per PF: 256 VFs at offset 0x80 spill into the next bus.
+_buses = itertools.count(0x10, 2)
+_mapped: dict[str, str] = {}  # PF ifname -> its PCI address in the tree
+
+
+@pytest.fixture
+def netdevsim_pf_factory(
+        netdevsim_pf_factory: conftest.NetdevsimFactory,
+        daemon_tree: sysfs_tree.SysfsTree) -> conftest.NetdevsimFactory:
+    """The kernel tier's factory, each PF also mapped into the tree."""
+    _mapped.clear()
+
+    def make(numvfs: int, max_vfs: int | None = None,
+             sysfs_numvfs: int | None = None) -> str:
+        pf = netdevsim_pf_factory(numvfs, max_vfs)
+        shown = numvfs if sysfs_numvfs is None else sysfs_numvfs
+        address = f"0000:{next(_buses) % 0xF0:02x}:00.0"
+        daemon_tree.add_pf(address, [pf], driver="netdevsim", numvfs=shown,
+                           totalvfs=max(shown, max_vfs or 0),
+                           vf_driver="vfio-pci")
+        _mapped[pf] = address
+        return pf
+
+    return make
+
+
+def vf_of(pf: str, index: int) -> discovery.VirtualFunction:
+    """VF index of netdevsim PF pf, as discovery finds it in the tree."""
+    root = str(cfg.CONF[config.GROUP].sysfs_root)
+    pf_dir = Path(root, "bus", "pci", "devices", _mapped[pf])
+    address = Path(pf_dir, f"virtfn{index}").resolve().name
+    return discovery.find_vf(root, address)
+
+
+def pf_of(pf: str) -> discovery.PhysicalFunction:
+    return vf_of(pf, 0).pf
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
@@ -89,9 +134,9 @@ def reading_as_state(reading: rtnl_readback.VFReading) -> VFState:
 
 def apply(pf: str, index: int, settings: VFSettings,
           action: str = "fail") -> VFState:
-    return vf_config.apply_vf_settings(
-        pf, index, settings, vf_config.read_vf(pf, index),
-        pf_driver="netdevsim", unsupported_action=action)
+    vf = vf_of(pf, index)
+    return vf_config.apply_settings(
+        vf, settings, vf_config.vf_state_now(vf), unsupported_action=action)
 
 
 # Reading.
@@ -106,7 +151,7 @@ def test_read_vf_table_agrees_with_iproute2(netdevsim_pf: str,
         result = _ip("link", "set", netdevsim_pf, *args)
         assert result.returncode == 0, result.stderr
 
-    table = vf_config.read_vf_table(netdevsim_pf)
+    table = vf_config.vf_table(pf_of(netdevsim_pf))
 
     assert sorted(table) == list(range(8))
     for index, state in table.items():
@@ -117,11 +162,15 @@ def test_read_vf_table_agrees_with_iproute2(netdevsim_pf: str,
     assert table[5].link_state == "disable"
 
 
-def test_read_vf_past_the_count(netdevsim_pf: str) -> None:
+def test_read_vf_past_the_count(
+        netdevsim_pf_factory: conftest.NetdevsimFactory) -> None:
+    # sysfs (changed since) shows a ninth VF the kernel does not have
+    pf = netdevsim_pf_factory(8, sysfs_numvfs=9)
+    vf = vf_of(pf, 8)
     with pytest.raises(exception.VFIndexOutOfRange) as err:
-        vf_config.read_vf(netdevsim_pf, 8)
-    assert f"VF 8 does not exist on {netdevsim_pf} (it has 8 VFs)" == str(
-        err.value)
+        vf_config.vf_state_now(vf)
+    assert (f"VF {vf.pci_address}: index 8 does not exist on {pf} (it has "
+            "8 VFs)") == str(err.value)
 
 
 # Every attribute reaches the kernel.
@@ -137,7 +186,7 @@ def test_every_attribute_in_one_request(netdevsim_pf: str,
     expected = settings.requested()
     assert ip_vf(ip_link_json, netdevsim_pf, 1) == expected
     assert state_fields(state) == expected
-    assert vf_config.read_vf(netdevsim_pf, 1) == state
+    assert vf_config.vf_state_now(vf_of(netdevsim_pf, 1)) == state
     # nothing leaked to the other VFs
     for index in (0, 2, 7):
         assert ip_vf(ip_link_json, netdevsim_pf, index)["mac"] == ZERO_MAC
@@ -161,7 +210,7 @@ def test_8021q_with_qos_then_8021ad_then_back(
 
 def test_plain_pyroute2_8021ad_is_refused_by_this_kernel(
         netdevsim_pf: str, ip_link_json: IpLinkJson) -> None:
-    # Why netlink.py has its own message classes: pyroute2 0.9.7's
+    # Why rtnl.py has its own message classes: pyroute2 0.9.7's
     # 14-byte ifla_vf_vlan_info, as this kernel answers it.
     with IPRoute() as ipr:
         (index,) = ipr.link_lookup(ifname=netdevsim_pf)
@@ -259,7 +308,7 @@ def test_refused_rate_is_named_and_the_rest_rolled_back(
     assert str(err.value) == (
         f"PF driver netdevsim of {switchdev_pf} cannot set min_tx_rate=0, "
         "max_tx_rate=100 (the kernel answered Operation not supported "
-        "(EOPNOTSUPP)) on VF 2")
+        f"(EOPNOTSUPP)) on VF {vf_of(switchdev_pf, 2).pci_address} (vf 2)")
     assert ip_vf(ip_link_json, switchdev_pf, 2) == before
 
 
@@ -277,16 +326,43 @@ def test_refused_rate_is_skipped_in_warn_mode(
 
 
 def test_vf_past_the_count_is_refused_without_change(
-        netdevsim_pf: str, ip_link_json: IpLinkJson) -> None:
-    before = ip_link_json(netdevsim_pf)["vfinfo_list"]
+        netdevsim_pf_factory: conftest.NetdevsimFactory,
+        ip_link_json: IpLinkJson) -> None:
+    pf = netdevsim_pf_factory(8, sysfs_numvfs=9)
+    before = ip_link_json(pf)["vfinfo_list"]
     current = VFState(index=8, mac=ZERO_MAC, vlan=0, qos=0,
                       vlan_proto="802.1Q", spoofchk=False, trust=False,
                       link_state="auto", min_tx_rate=0, max_tx_rate=0)
     with pytest.raises(exception.VFIndexOutOfRange):
-        vf_config.apply_vf_settings(
-            netdevsim_pf, 8, VFSettings(mac=MAC), current,
-            pf_driver="netdevsim", unsupported_action="warn")
+        vf_config.apply_settings(vf_of(pf, 8), VFSettings(mac=MAC), current,
+                                 unsupported_action="warn")
+    assert ip_link_json(pf)["vfinfo_list"] == before
+
+
+# Issue 15 item 4: the daemon changes only the VF the tree names.
+
+def test_the_daemon_refuses_what_sysfs_does_not_name(
+        netdevsim_pf: str, ip_link_json: IpLinkJson) -> None:
+    before = ip_link_json(netdevsim_pf)["vfinfo_list"]
+    lo = ip_link_json("lo")
+    good_before = vf_config.vf_state_now(vf_of(netdevsim_pf, 0))
+    calls = [
+        # the PF itself, a VF address no PF has, lo as a VF netdev
+        lambda: privileged.apply_vf_settings(
+            _mapped[netdevsim_pf], {"mac": MAC},
+            good_before.to_primitive()),
+        lambda: privileged.apply_vf_settings(
+            "0000:ee:10.0", {"mac": MAC}, good_before.to_primitive()),
+        lambda: privileged.set_vf_netdev(
+            vf_of(netdevsim_pf, 0).pci_address, "lo", None, False),
+        lambda: privileged.set_vf_netdev(
+            vf_of(netdevsim_pf, 0).pci_address, netdevsim_pf, None, False),
+    ]
+    for call in calls:
+        with pytest.raises(exception.SriovVifError):
+            call()
     assert ip_link_json(netdevsim_pf)["vfinfo_list"] == before
+    assert ip_link_json("lo") == lo
 
 
 # A PF with 256 VFs.
@@ -300,7 +376,7 @@ def test_256_vfs_read_back_complete_and_keyed_right(
             mac=f"52:54:00:00:{index >> 8:02x}:{index & 0xFF:02x}",
             vlan=index + 1, qos=index % 8, trust=True))
 
-    ours = vf_config.read_vf_table(pf)
+    ours = vf_config.vf_table(pf_of(pf))
     theirs = vf_table(pf)
 
     assert theirs.num_vf == 256
@@ -309,7 +385,7 @@ def test_256_vfs_read_back_complete_and_keyed_right(
                     for index, reading in theirs.vfs.items()}
     # One VF alone, past where iproute2 truncates, keyed the same way.
     for index in (0, 220, 255):
-        assert vf_config.read_vf(pf, index) == ours[index]
+        assert vf_config.vf_state_now(vf_of(pf, index)) == ours[index]
     assert ours[255].mac == "52:54:00:00:00:ff"
     assert ours[255].vlan == 256
     assert ours[254].mac == ZERO_MAC

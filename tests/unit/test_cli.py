@@ -25,6 +25,7 @@ import pytest
 
 from harness import sysfs_tree
 from sriov_vif import cli
+from sriov_vif import exception
 from sriov_vif import journal
 from sriov_vif import libvirt_xml
 from sriov_vif import vf_config
@@ -64,11 +65,11 @@ def tree(tmp_path, monkeypatch):
     t.bind("0000:81:10.1", "vfio-pci")
     asked = []
 
-    def read_vf_table(pf_ifname):
-        asked.append(pf_ifname)
+    def vf_table(pf):
+        asked.append(pf.ifname)
         return _table(4)
 
-    monkeypatch.setattr(vf_config, "read_vf_table", read_vf_table)
+    monkeypatch.setattr(vf_config, "vf_table", vf_table)
     monkeypatch.setattr(cli, "_start_privsep", lambda: None)
     conf = tmp_path / "sriov.conf"
     conf.write_text(f"[os_vif_sriov]\nsysfs_root = {t.root}\n"
@@ -224,8 +225,54 @@ def test_usage_errors_exit_two(capsys):
 
 def test_restore_by_vif_id_without_a_record(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "_start_privsep", lambda: None)
+    (tmp_path / "state").mkdir(mode=0o700)  # as root it is never created
     status, out, err = _run(capsys, "--config-file", _state_conf(tmp_path),
                             "restore", "--vif", PORT_ID)
     assert (status, err) == (0, "")
     assert out.splitlines() == [f"no VF is journaled for VIF {PORT_ID}",
                                 "no VF needed restoring"]
+
+
+@pytest.mark.parametrize("failure", [
+    exception.NetdevNotFound(ifname="enp130s0f0"),
+    exception.VFTableIncomplete(pf_ifname="enp130s0f0", count=35,
+                                numvfs=256),
+    exception.PFUnusable(address="0000:82:00.0", reason="driver refuses"),
+])
+def test_inventory_reports_every_pf_when_one_cannot_be_read(
+        tree, capsys, monkeypatch, failure):
+    t, conf, asked, _ = tree
+    t.add_pf("0000:82:00.0", ["enp130s0f0"], driver="ice", numvfs=2,
+             totalvfs=8)
+    good = vf_config.vf_table
+
+    def one_bad(pf):
+        if pf.ifname == "enp130s0f0":
+            raise failure
+        return good(pf)
+
+    monkeypatch.setattr(vf_config, "vf_table", one_bad)
+    status, out, err = _run(capsys, "--config-file", conf, "inventory")
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[0] == f"PF {PF} enp129s0f0 driver ice VFs 4/64"
+    bad = lines.index("PF 0000:82:00.0 enp130s0f0 driver ice VFs 2/8")
+    assert lines[bad + 1] == (
+        "  kernel columns unknown (?): " + " ".join(str(failure).split()))
+    rows = [line.split() for line in lines[bad + 3:bad + 5]]
+    assert [row[1] for row in rows] == ["0000:82:10.0", "0000:82:10.1"]
+    assert all(row[4:13] == ["?"] * 9 for row in rows), rows
+    # the good PF's kernel columns are all there
+    assert "0000:81:10.3" in out and "?" not in "\n".join(lines[:bad])
+    assert len(err.splitlines()) == 1
+    assert "0000:82:00.0" in err
+
+    status, out, err = _run(capsys, "--config-file", conf, "inventory",
+                            "--json")
+    assert status == 1
+    data = json.loads(out)
+    errors = {pf["pci_address"]: pf["error"] for pf in data["pfs"]}
+    assert errors[PF] is None
+    assert errors["0000:82:00.0"] == " ".join(str(failure).split())
+    [bad_pf] = [pf for pf in data["pfs"] if pf["error"]]
+    assert [vf["mac"] for vf in bad_pf["vfs"]] == [None, None]

@@ -23,6 +23,7 @@ import pytest
 from harness import sysfs_tree
 from sriov_vif import discovery
 from sriov_vif import exception
+from sriov_vif import identifiers
 
 PF = "0000:81:00.0"
 VF2 = "0000:81:10.2"
@@ -498,7 +499,7 @@ def test_real_sysfs_device_that_is_no_vf():
     devices = "/sys/bus/pci/devices"
     plain = [name for name in sorted(os.listdir(devices))
              if not os.path.lexists(os.path.join(devices, name, "physfn"))
-             and discovery._PCI_ADDRESS_RE.fullmatch(name)]
+             and identifiers.is_pci_address(name)]
     if not plain:
         pytest.skip("no PCI device without physfn on this host")
     with pytest.raises(exception.NotAVirtualFunction) as err:

@@ -161,10 +161,14 @@ def test_unreadable_record_is_an_error_not_corruption(tmp_path,
     j = journal.Journal(str(tmp_path))
     j.save(_record())
 
-    def denied(*args, **kwargs):
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr("builtins.open", denied)
+    def denied(path, *args, **kwargs):
+        if str(path).endswith(".json"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(journal.os, "open", denied)
     with pytest.raises(exception.JournalError, match="Permission denied"):
         j.load(ADDRESS)
     monkeypatch.undo()

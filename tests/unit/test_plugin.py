@@ -19,6 +19,7 @@ owners, failures undo) where every failure can be injected at will.
 
 import dataclasses
 import logging
+import os
 import threading
 
 import os_vif.objects
@@ -63,18 +64,19 @@ class FakeKernel:
         self.fail_set_netdev = False
         self.lock = threading.Lock()
 
-    def read_vf(self, pf_ifname, vf_index):
-        assert pf_ifname == PF_IFNAME
-        return self.vfs[vf_index]
+    def vf_state_now(self, vf):
+        assert vf.pf.ifname == PF_IFNAME
+        return self.vfs[vf.index]
 
-    def apply_vf_settings(self, pf_ifname, vf_index, settings, current,
-                          pf_driver, unsupported_action):
-        assert pf_ifname == PF_IFNAME
+    def apply_settings(self, vf, settings, current, unsupported_action):
+        assert vf.pf.ifname == PF_IFNAME
+        pf_ifname, vf_index, pf_driver = PF_IFNAME, vf.index, vf.pf.driver
         request = settings.complete_with(current).differing_from(current)
         if self.refuse in request.requested():
             raise exception.VFAttributeRefused(
                 pf_ifname=pf_ifname, driver=pf_driver, vf_index=vf_index,
-                attribute=self.refuse, reason="Invalid argument")
+                address=vf.pci_address, attribute=self.refuse,
+                reason="Invalid argument")
         if request.is_empty():  # vf_config sends nothing then
             return current
         with self.lock:
@@ -85,11 +87,13 @@ class FakeKernel:
             raise SystemExit("nova-compute killed")
         return self.vfs[vf_index]
 
-    def read_netdev(self, ifname):
+    def netdev_state(self, vf, ifname):
+        assert vf.ifname == ifname
         mac, up = self.netdevs[ifname]
         return vf_config.NetdevState(mac=mac, up=up)
 
-    def set_netdev(self, ifname, mac=None, up=None):
+    def set_netdev(self, vf, ifname, mac=None, up=None):
+        assert vf.ifname == ifname
         if self.fail_set_netdev:
             raise exception.NetdevNotFound(ifname=ifname)
         old_mac, old_up = self.netdevs[ifname]
@@ -99,7 +103,7 @@ class FakeKernel:
 @pytest.fixture
 def kernel(monkeypatch):
     fake = FakeKernel(numvfs=16)
-    for name in ("read_vf", "apply_vf_settings", "read_netdev",
+    for name in ("vf_state_now", "apply_settings", "netdev_state",
                  "set_netdev"):
         monkeypatch.setattr(vf_config, name, getattr(fake, name))
     return fake
@@ -465,3 +469,73 @@ def test_restore_by_vif_id(sriov, host, kernel):
     assert kernel.vfs[10] == dataclasses.replace(original,
                                                  mac=vf_state.ZERO_MAC)
     assert sriov.state_journal.addresses() == [host.vf(11).pci_address]
+
+
+def test_restore_goes_on_past_any_error_and_any_record(sriov, host, kernel,
+                                                       monkeypatch):
+    originals = dict(kernel.vfs)
+    for index in (2, 3, 4):
+        sriov.plug(_hostdev(host, index, vif_id=f"dddddddd-0000-4000-8000-"
+                            f"{index:012d}", trusted=True), INSTANCE)
+    state = sriov.state_journal.state_path
+    # VF 2: a record that parses as JSON but is not one.
+    with open(f"{state}/{host.vf(2).pci_address}.json", "w") as f:
+        f.write("[]")
+    # VF 3: something no SriovVifError describes.
+    real = plugin.SriovPlugin._rediscover
+
+    def broken(self, record):
+        if record.pci_address == host.vf(3).pci_address:
+            raise RuntimeError("driver exploded")
+        return real(self, record)
+
+    monkeypatch.setattr(plugin.SriovPlugin, "_rediscover", broken)
+    result = sriov.restore()
+    # VF 2's record was moved aside and logged: nothing left to restore
+    assert result.restored == [host.vf(4).pci_address]
+    left = sorted(name for name in os.listdir(state) if name != "locks")
+    assert left[0].startswith(host.vf(2).pci_address + ".json.corrupt-")
+    assert left[1:] == [host.vf(3).pci_address + ".json"]
+    assert result.failed == {
+        host.vf(3).pci_address: "RuntimeError: driver exploded"}
+    assert kernel.vfs[4] == dataclasses.replace(
+        originals[4], mac=vf_state.ZERO_MAC)
+
+
+def test_warnings_and_errors_name_vf_pf_index_and_vif(sriov, host, kernel,
+                                                      caplog):
+    """Issue 15 item 12: every line says which VF, PF, index and VIF."""
+    caplog.set_level(logging.INFO, logger="sriov_vif")
+    netdev = host.vf(9).ifname
+    kernel.netdevs[netdev] = ("00:00:00:00:00:00", False)
+    sriov.plug(_direct(host, 9), INSTANCE)
+    [line] = [r.getMessage() for r in caplog.records
+              if "cannot be set again" in r.getMessage()]
+    assert host.vf(9).pci_address in line
+    assert f"{PF_IFNAME} vf 9" in line
+    assert netdev in line and VIF_A in line
+
+    caplog.clear()
+    kernel.refuse = "trust"
+    with pytest.raises(exception.VFAttributeRefused):
+        sriov.plug(_hostdev(host, 4, vif_id=VIF_B, trusted=True), INSTANCE)
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.WARNING]
+    assert errors
+    for message in errors:
+        assert host.vf(4).pci_address in message, message
+        assert f"{PF_IFNAME} vf 4" in message, message
+        assert VIF_B in message, message
+
+
+def test_a_plug_killed_while_saving_leaves_nothing_after_repair(
+        sriov, host, kernel):
+    state = sriov.state_journal.state_path
+    os.makedirs(state, exist_ok=True)
+    for index in (2, 3):
+        leftover = f"{state}/.{host.vf(index).pci_address}.json.0a1b.tmp"
+        with open(leftover, "w") as f:
+            f.write('{"version": 1, "pci_add')
+    sriov.unplug(_hostdev(host, 2), INSTANCE)
+    assert sriov.restore([host.vf(3).pci_address]).failed == {}
+    assert sorted(os.listdir(state)) == ["locks"]

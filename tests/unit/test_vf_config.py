@@ -14,7 +14,7 @@
 
 The privileged entrypoints are replaced by recorders that answer what
 the daemon would, after the trip through privsep's msgpack channel
-(tuples for lists). tests/unit/test_netlink.py covers the entrypoints
+(tuples for lists). tests/unit/test_privileged.py covers the entrypoints
 themselves and the two halves together.
 """
 
@@ -27,15 +27,36 @@ import logging
 import msgpack
 import pytest
 
+from sriov_vif import discovery
 from sriov_vif import exception
-from sriov_vif import netlink
 from sriov_vif import pf_drivers
+from sriov_vif import privileged
+from sriov_vif import rtnl
 from sriov_vif import vf_config
 from sriov_vif.vf_state import VFSettings
 from sriov_vif.vf_state import VFState
 
 PF = "enp1s0f0"
+PF_ADDRESS = "0000:81:00.0"
 MAC = "52:54:00:12:34:56"
+
+
+def address(index):
+    return f"0000:81:{0x10 + index // 8:02x}.{index % 8}"
+
+
+def index_of(vf_address):
+    _domain, _bus, slot, function = vf_address.replace(".", ":").split(":")
+    return (int(slot, 16) - 0x10) * 8 + int(function)
+
+
+def make_vf(index, driver="netdevsim", ifname=None):
+    pf = discovery.PhysicalFunction(
+        pci_address=PF_ADDRESS, ifname=PF, driver=driver, numa_node=None,
+        numvfs=8, totalvfs=64)
+    return discovery.VirtualFunction(
+        pci_address=address(index), index=index, pf=pf, ifname=ifname,
+        driver="iavf")
 
 
 def wire(value):
@@ -54,7 +75,7 @@ def refusal(attribute, code, vf_present=True, num_vfs=8):
     return {"refused": {
         "errno": code, "num_vfs": num_vfs, "vf_present": vf_present,
         "attribute": attribute,
-        "fields": list(dict(netlink.KERNEL_ORDER).get(attribute, ())),
+        "fields": list(dict(rtnl.KERNEL_ORDER).get(attribute, ())),
         "rolled_back": []}}
 
 
@@ -68,31 +89,36 @@ class Daemon:
         self.outcomes = []
         self.tables = []
 
-    def read_vf_table(self, pf_ifname):
-        self.calls.append(("read_vf_table", pf_ifname))
+    def read_vf_table(self, pf_address):
+        self.calls.append(("read_vf_table", pf_address))
         vfs = self.tables.pop(0) if self.tables else self.vfs
-        return wire({"num_vfs": self.num_vfs,
+        return wire({"pf_ifname": PF, "num_vfs": self.num_vfs,
                      "vfs": [v.to_primitive() for v in vfs]})
 
-    def read_vf(self, pf_ifname, vf_index):
-        self.calls.append(("read_vf", pf_ifname, vf_index))
+    def read_vf(self, vf_address):
+        vf_index = index_of(vf_address)
+        self.calls.append(("read_vf", vf_address, vf_index))
         vfs = self.tables.pop(0) if self.tables else self.vfs
         found = [v.to_primitive() for v in vfs if v.index == vf_index]
-        return wire({"num_vfs": self.num_vfs, "listed": len(vfs),
+        return wire({"pf_ifname": PF, "vf_index": vf_index,
+                     "num_vfs": self.num_vfs, "listed": len(vfs),
                      "vf": found[0] if found else None})
 
-    def apply_vf_settings(self, pf_ifname, vf_index, settings, before):
-        self.calls.append(("apply_vf_settings", pf_ifname, vf_index,
+    def apply_vf_settings(self, vf_address, settings, before):
+        vf_index = index_of(vf_address)
+        self.calls.append(("apply_vf_settings", vf_address, vf_index,
                            wire(settings), wire(before)))
-        return wire(self.outcomes.pop(0) if self.outcomes
-                    else {"refused": None})
+        outcome = dict(self.outcomes.pop(0) if self.outcomes
+                       else {"refused": None})
+        outcome.update(pf_ifname=PF, vf_index=vf_index)
+        return wire(outcome)
 
-    def read_netdev(self, ifname):
-        self.calls.append(("read_netdev", ifname))
+    def read_vf_netdev(self, vf_address, ifname):
+        self.calls.append(("read_vf_netdev", vf_address, ifname))
         return wire({"mac": MAC, "up": True})
 
-    def set_netdev(self, ifname, mac, up):
-        self.calls.append(("set_netdev", ifname, mac, up))
+    def set_vf_netdev(self, vf_address, ifname, mac, up):
+        self.calls.append(("set_vf_netdev", vf_address, ifname, mac, up))
 
     def applied(self):
         return [call[3] for call in self.calls
@@ -103,16 +129,16 @@ class Daemon:
 def daemon(monkeypatch):
     fake = Daemon(vfs=[vf(i) for i in range(8)])
     for name in ("read_vf_table", "read_vf", "apply_vf_settings",
-                 "read_netdev", "set_netdev"):
-        monkeypatch.setattr(netlink, name, getattr(fake, name))
+                 "read_vf_netdev", "set_vf_netdev"):
+        monkeypatch.setattr(privileged, name, getattr(fake, name))
     monkeypatch.setattr(vf_config, "MAC_READBACK_INTERVAL", 0)
     return fake
 
 
 def apply(settings, current=None, driver="netdevsim", action="fail",
           index=1):
-    return vf_config.apply_vf_settings(
-        PF, index, settings, current or vf(index), pf_driver=driver,
+    return vf_config.apply_settings(
+        make_vf(index, driver), settings, current or vf(index),
         unsupported_action=action)
 
 
@@ -121,7 +147,7 @@ def apply(settings, current=None, driver="netdevsim", action="fail",
 def test_table_is_keyed_by_vf_index(daemon):
     daemon.vfs = [vf(3, vlan=3), vf(0), vf(1, trust=None), vf(2)]
     daemon.num_vfs = 4
-    table = vf_config.read_vf_table(PF)
+    table = vf_config.vf_table(make_vf(0).pf)
     assert table == {v.index: v for v in daemon.vfs}
 
 
@@ -129,19 +155,25 @@ def test_a_truncated_table_is_an_error_not_a_short_answer(daemon):
     daemon.vfs = [vf(i) for i in range(35)]
     daemon.num_vfs = 256
     with pytest.raises(exception.VFTableIncomplete) as err:
-        vf_config.read_vf_table(PF)
+        vf_config.vf_table(make_vf(0).pf)
     assert "reported 35 of the 256 VFs of enp1s0f0" in str(err.value)
     # a VF that made it into the list can still be read alone
-    assert vf_config.read_vf(PF, 34) == vf(34)
+    assert vf_config.vf_state_now(make_vf(34)) == vf(34)
     with pytest.raises(exception.VFTableIncomplete):
-        vf_config.read_vf(PF, 35)
+        vf_config.vf_state_now(make_vf(35))
 
 
 def test_read_vf_past_the_count(daemon):
     with pytest.raises(exception.VFIndexOutOfRange) as err:
-        vf_config.read_vf(PF, 8)
-    assert str(err.value) == ("VF 8 does not exist on enp1s0f0 "
-                              "(it has 8 VFs)")
+        vf_config.vf_state_now(make_vf(8))
+    assert str(err.value) == ("VF 0000:81:11.0: index 8 does not exist on "
+                              "enp1s0f0 (it has 8 VFs)")
+
+
+def test_a_daemon_that_finds_the_vf_elsewhere_is_an_error(daemon):
+    elsewhere = dataclasses.replace(make_vf(1), index=2)
+    with pytest.raises(exception.VFConfigError, match="sysfs_root"):
+        vf_config.vf_state_now(elsewhere)
 
 
 # What is sent.
@@ -181,7 +213,7 @@ def test_profile_gap_fails_before_any_request(daemon):
     with pytest.raises(exception.VFAttributeUnsupported) as err:
         apply(VFSettings(mac=MAC, link_state="enable"), driver="igb")
     assert str(err.value) == ("PF driver igb of enp1s0f0 cannot set "
-                              "link_state=enable on VF 1")
+                              "link_state=enable on VF 0000:81:10.1 (vf 1)")
     assert daemon.calls == []
 
 
@@ -195,8 +227,8 @@ def test_profile_gap_warns_and_applies_the_rest(daemon, caplog):
     assert state == vf(1, mac=MAC, max_tx_rate=100)
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2
-    assert ("PF enp1s0f0 (driver igb) cannot set link_state=enable on VF 1"
-            in messages[0])
+    assert ("VF 0000:81:10.1 (enp1s0f0 vf 1): PF driver igb cannot set "
+            "link_state=enable" in messages[0])
     assert "min_tx_rate=10" in messages[1]
 
 
@@ -241,7 +273,7 @@ def test_eopnotsupp_fails_naming_attribute_pf_driver_and_vf(daemon):
     assert str(err.value) == (
         "PF driver netdevsim of enp1s0f0 cannot set min_tx_rate=0, "
         "max_tx_rate=100 (the kernel answered Operation not supported "
-        "(EOPNOTSUPP)) on VF 1")
+        "(EOPNOTSUPP)) on VF 0000:81:10.1 (vf 1)")
 
 
 @pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.EPROTONOSUPPORT])
@@ -258,8 +290,8 @@ def test_unsupported_at_runtime_warns_and_retries_the_rest(daemon, caplog,
     ]
     assert state == vf(1, mac=MAC, trust=True)
     (record,) = caplog.records
-    assert "PF enp1s0f0 (driver netdevsim) refused vlan=5, qos=0, " \
-           "vlan_proto=802.1ad on VF 1" in record.getMessage()
+    assert "VF 0000:81:10.1 (enp1s0f0 vf 1): PF driver netdevsim " \
+           "refused vlan=5, qos=0, vlan_proto=802.1ad" in record.getMessage()
 
 
 def test_einval_is_refused_even_in_warn_mode(daemon):
@@ -267,8 +299,9 @@ def test_einval_is_refused_even_in_warn_mode(daemon):
     with pytest.raises(exception.VFAttributeRefused) as err:
         apply(VFSettings(trust=True), action="warn")
     assert str(err.value) == (
-        "PF enp1s0f0 (driver netdevsim) refused trust=True for VF 1: "
-        "Invalid argument (EINVAL); the VF was left as it was")
+        "PF enp1s0f0 (driver netdevsim) refused trust=True for VF "
+        "0000:81:10.1 (vf 1): Invalid argument (EINVAL); the VF was left "
+        "as it was")
 
 
 def test_other_errors_are_refusals_with_the_errno(daemon):
@@ -311,14 +344,16 @@ def test_retries_are_bounded(daemon):
     with pytest.raises(exception.VFConfigError) as err:
         apply(VFSettings(trust=True), action="warn")
     assert "gave up after 7 requests" in str(err.value)
-    assert len(daemon.applied()) == len(netlink.KERNEL_ORDER) + 1
+    assert len(daemon.applied()) == len(rtnl.KERNEL_ORDER) + 1
 
 
 # Validation happens here, before anything privileged.
 
 @pytest.mark.parametrize("kwargs, error", [
-    ({"pf_ifname": "eth0 x"}, exception.InvalidInterfaceName),
-    ({"vf_index": -1}, exception.InvalidVFSetting),
+    ({"vf": dataclasses.replace(make_vf(1), pci_address="0000:81:10.1\n")},
+     exception.InvalidPciAddress),
+    ({"vf": dataclasses.replace(make_vf(1), index=-1)},
+     exception.InvalidVFSetting),
     ({"settings": VFSettings(qos=8)}, exception.InvalidVFSetting),
     ({"settings": VFSettings(mac="01:00:00:00:00:01")},
      exception.InvalidVFSetting),
@@ -327,24 +362,27 @@ def test_retries_are_bounded(daemon):
     ({"unsupported_action": "ignore"}, exception.InvalidVFSetting),
 ])
 def test_bad_arguments_fail_before_the_daemon(daemon, kwargs, error):
-    args = {"pf_ifname": PF, "vf_index": 1, "settings": VFSettings(mac=MAC),
+    args = {"vf": make_vf(1), "settings": VFSettings(mac=MAC),
             "current": vf(1, min_tx_rate=10, max_tx_rate=20),
-            "pf_driver": "netdevsim", "unsupported_action": "fail"}
+            "unsupported_action": "fail"}
     args.update(kwargs)
     with pytest.raises(error):
-        vf_config.apply_vf_settings(**args)
+        vf_config.apply_settings(**args)
     assert daemon.calls == []
 
 
 @pytest.mark.parametrize("call", [
-    lambda: vf_config.read_vf_table("a/b"),
-    lambda: vf_config.read_vf("eth0", 4096),
-    lambda: vf_config.read_netdev(""),
-    lambda: vf_config.set_netdev("m0", mac="00:00:00:00:00:00"),
-    lambda: vf_config.set_netdev("m0", up="yes"),
+    lambda: vf_config.vf_table(dataclasses.replace(
+        make_vf(0).pf, pci_address="a/b")),
+    lambda: vf_config.vf_state_now(dataclasses.replace(
+        make_vf(0), pci_address="../../x")),
+    lambda: vf_config.netdev_state(make_vf(0), ""),
+    lambda: vf_config.set_netdev(make_vf(0), "m0", mac="00:00:00:00:00:00"),
+    lambda: vf_config.set_netdev(make_vf(0), "m0", up="yes"),
 ])
 def test_bad_reads_and_netdev_changes_fail_before_the_daemon(daemon, call):
     with pytest.raises((exception.InvalidInterfaceName,
+                        exception.InvalidPciAddress,
                         exception.InvalidVFSetting)):
         call()
     assert daemon.calls == []
@@ -353,12 +391,22 @@ def test_bad_reads_and_netdev_changes_fail_before_the_daemon(daemon, call):
 # The VF's own netdev.
 
 def test_netdev_state_and_change(daemon):
-    assert vf_config.read_netdev("m0") == vf_config.NetdevState(
+    vf0 = make_vf(0, ifname="m0")
+    assert vf_config.netdev_state(vf0, "m0") == vf_config.NetdevState(
         mac=MAC, up=True)
-    vf_config.set_netdev("m0", mac=MAC, up=False)
-    vf_config.set_netdev("m0")
-    assert daemon.calls[1:] == [("set_netdev", "m0", MAC, False),
-                                ("set_netdev", "m0", None, None)]
+    vf_config.set_netdev(vf0, "m0", mac=MAC, up=False)
+    vf_config.set_netdev(vf0, "m0")
+    assert daemon.calls == [
+        ("read_vf_netdev", address(0), "m0"),
+        ("set_vf_netdev", address(0), "m0", MAC, False),
+        ("set_vf_netdev", address(0), "m0", None, None)]
+
+
+def test_unchanged_attributes_are_logged_at_debug(daemon, caplog):
+    caplog.set_level(logging.DEBUG, logger="sriov_vif.vf_config")
+    apply(VFSettings(mac=MAC, trust=False, spoofchk=False))
+    assert ("VF 0000:81:10.1 (enp1s0f0 vf 1): not sending spoofchk, trust, "
+            "already as requested") in caplog.text
 
 
 def test_profiles_in_use_are_the_registered_ones():

@@ -10,14 +10,14 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The privileged half: rtnetlink requests for VFs and VF netdevs.
+"""rtnetlink for VFs and VF netdevs: the codec and a blocking transport.
 
-Everything here that is decorated with `vif_plug.entrypoint` runs in the
-privsep daemon. The entrypoints are deliberately narrow (read one PF's VF
-table or one of its VFs, apply settings to one VF, read or set one
-netdev's MAC and up state), take and return msgpack primitives only, and
-validate every argument themselves before any netlink call: the daemon
-trusts no caller.
+Nothing here is privileged and nothing here is an entrypoint: the
+privileged entrypoints (sriov_vif.privileged) run these functions in the
+privsep daemon, after checking their arguments and resolving the VF from
+sysfs. Reading needs no capability, so a caller may also use the read
+functions in its own process. Functions that take a PF name trust it:
+only the privileged module calls the ones that change a link.
 
 Requests are built with message classes of our own rather than pyroute2's
 ifinfmsg, for two reasons. pyroute2 0.9.7 encodes ifla_vf_vlan_info in 14
@@ -33,7 +33,7 @@ VLAN list, TX rate, rate, spoof check, link state, RSS query, trust) and
 stops at the first error without saying which one failed, leaving the
 earlier ones applied. apply_vf_settings therefore reads the VF back after
 a failure, names the first attribute in kernel order that did not take
-effect, and rolls back the ones that did.
+effect, and rolls back the ones that did (apply_vf_request).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 import contextlib
-import dataclasses
 import errno
 import os
 import struct
@@ -61,8 +60,6 @@ from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from sriov_vif import exception
-from sriov_vif import privsep
-from sriov_vif import vf_state
 from sriov_vif.vf_state import VFSettings
 from sriov_vif.vf_state import VFState
 
@@ -244,13 +241,16 @@ def build_set_vf_message(pf_ifname: str, vf_index: int,
     return msg
 
 
+class DecodeError(ValueError):
+    """The kernel reported something this codec cannot represent."""
+
+
 def _link_state_name(code: int, pf_ifname: str, vf_index: int) -> str:
     for name, value in LINK_STATE_CODES.items():
         if value == code:
             return name
-    raise exception.VFConfigError(
-        pf_ifname=pf_ifname, vf_index=vf_index,
-        reason=f"the kernel reports an unknown link state {code}")
+    raise DecodeError(f"{pf_ifname} reports an unknown link state {code} "
+                      f"for vf {vf_index}")
 
 
 def _vlan_proto_name(code: int, pf_ifname: str, vf_index: int) -> str:
@@ -260,9 +260,8 @@ def _vlan_proto_name(code: int, pf_ifname: str, vf_index: int) -> str:
     # itself presets 802.1Q for drivers that report nothing.
     if code in (ETH_P_8021Q, 0):
         return "802.1Q"
-    raise exception.VFConfigError(
-        pf_ifname=pf_ifname, vf_index=vf_index,
-        reason=f"the kernel reports an unknown VLAN protocol {code:#06x}")
+    raise DecodeError(f"{pf_ifname} reports an unknown VLAN protocol "
+                      f"{code:#06x} for vf {vf_index}")
 
 
 def _optional_bool(value: int) -> bool | None:
@@ -407,7 +406,7 @@ def _fields_of(attribute: str | None) -> tuple[str, ...]:
     return dict(KERNEL_ORDER).get(attribute or "", ())
 
 
-# Privileged side.
+# Transport: requests on a private event loop.
 
 class Rtnl:
     """Blocking rtnetlink requests, on pyroute2's AsyncIPRoute.
@@ -415,8 +414,8 @@ class Rtnl:
     pyroute2 0.9.7's synchronous IPRoute.nlm_request fails (KeyError
     'nlm_generator'), and it is the only way to send a message class of
     our own; the asynchronous API works, so each Rtnl runs it on a
-    private event loop. One Rtnl serves one entrypoint call, in whatever
-    thread privsep runs it.
+    private event loop. One Rtnl serves one call, in whatever thread
+    runs it.
     """
 
     def __init__(self) -> None:
@@ -452,7 +451,8 @@ class Rtnl:
 
 
 @contextlib.contextmanager
-def _rtnl() -> Iterator[Rtnl]:
+def session() -> Iterator[Rtnl]:
+    """An Rtnl for the calls of one operation, closed afterwards."""
     rtnl = Rtnl()
     try:
         yield rtnl
@@ -460,7 +460,10 @@ def _rtnl() -> Iterator[Rtnl]:
         rtnl.close()
 
 
-def _get_link(rtnl: Rtnl, ifname: str, ext_mask: int) -> Any:
+def get_link(rtnl: Rtnl, ifname: str, ext_mask: int) -> Any:
+    """The RTM_NEWLINK reply for ifname; NetdevNotFound if there is none."""
+    LOG.debug("RTM_GETLINK %(dev)s ext_mask %(mask)d",
+              {"dev": ifname, "mask": ext_mask})
     msg = ifinfmsg()
     msg["family"] = 0
     msg["index"] = 0
@@ -477,113 +480,64 @@ def _get_link(rtnl: Rtnl, ifname: str, ext_mask: int) -> Any:
     raise exception.NetdevNotFound(ifname=ifname)
 
 
-def _read_vfs(rtnl: Rtnl, pf_ifname: str) -> tuple[int, list[VFState]]:
-    return decode_vf_table(_get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
+def read_vfs(rtnl: Rtnl, pf_ifname: str) -> tuple[int, list[VFState]]:
+    """(IFLA_NUM_VF, every VF) of a PF."""
+    return decode_vf_table(get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
                            pf_ifname)
 
 
-def _read_one(rtnl: Rtnl, pf_ifname: str,
-              vf_index: int) -> tuple[int, int, VFState | None]:
-    return find_vf(_get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
+def read_one(rtnl: Rtnl, pf_ifname: str,
+             vf_index: int) -> tuple[int, int, VFState | None]:
+    """(IFLA_NUM_VF, VFs listed, the VF or None) of a PF."""
+    return find_vf(get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
                    pf_ifname, vf_index)
 
 
-def _send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
-             settings: VFSettings) -> None:
+def read_netdev(rtnl: Rtnl, ifname: str) -> tuple[str, bool]:
+    """(MAC, up) of a netdev."""
+    link = get_link(rtnl, ifname, 0)
+    return str(link.get("IFLA_ADDRESS")), bool(link["flags"] & IFF_UP)
+
+
+def send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
+            settings: VFSettings) -> None:
+    """One RTM_SETLINK with settings for one VF; NetlinkError if refused."""
+    LOG.debug("RTM_SETLINK %(pf)s vf %(vf)d: %(attrs)s",
+              {"pf": pf_ifname, "vf": vf_index,
+               "attrs": settings.requested()})
     rtnl.request(build_set_vf_message(pf_ifname, vf_index, settings),
                  RTM_SETLINK)
 
 
-def _missing_cap_reason() -> str:
+def missing_cap_reason() -> str:
     return ("the kernel refused the request (EPERM): the privsep daemon "
             "lacks CAP_NET_ADMIN")
 
 
-def _settings_arg(data: Any) -> VFSettings:
-    if not isinstance(data, dict) or not all(
-            isinstance(key, str) for key in data):
-        raise exception.InvalidVFSetting(
-            name="settings", value=data,
-            reason="must be a mapping of VF attribute names to values")
-    return vf_state.validate_settings(VFSettings.from_primitive(data))
+class RollbackFailed(Exception):
+    """A refused request left part of itself applied, and stays so."""
 
 
-def _state_arg(data: Any, vf_index: int) -> VFState:
-    names = [f.name for f in dataclasses.fields(VFState)]
-    if not isinstance(data, dict) or sorted(data) != sorted(names):
-        raise exception.InvalidVFSetting(
-            name="before", value=data,
-            reason="must be a VF state with exactly the fields "
-                   + ", ".join(names))
-    state = VFState.from_primitive(data)
-    if vf_state.validate_vf_index(state.index) != vf_index:
-        raise exception.InvalidVFSetting(
-            name="before.index", value=state.index,
-            reason=f"is the state of another VF than {vf_index}")
-    vf_state.validate_settings(state.restorable())
-    return state
+def apply_vf_request(rtnl: Rtnl, pf_ifname: str, vf_index: int,
+                     request: VFSettings,
+                     before: VFState) -> dict[str, Any] | None:
+    """Send request; on a refusal locate it, roll back, describe it.
 
-
-@privsep.vif_plug.entrypoint
-def read_vf_table(pf_ifname: str) -> dict[str, Any]:
-    """{"num_vfs": IFLA_NUM_VF, "vfs": [VFState primitives]} of a PF."""
-    pf_ifname = vf_state.validate_ifname(pf_ifname)
-    with _rtnl() as rtnl:
-        num_vfs, vfs = _read_vfs(rtnl, pf_ifname)
-    return {"num_vfs": num_vfs, "vfs": [vf.to_primitive() for vf in vfs]}
-
-
-@privsep.vif_plug.entrypoint
-def read_vf(pf_ifname: str, vf_index: int) -> dict[str, Any]:
-    """{"num_vfs", "listed", "vf": a VFState primitive or None}."""
-    pf_ifname = vf_state.validate_ifname(pf_ifname)
-    vf_index = vf_state.validate_vf_index(vf_index)
-    with _rtnl() as rtnl:
-        num_vfs, listed, state = _read_one(rtnl, pf_ifname, vf_index)
-    return {"num_vfs": num_vfs, "listed": listed,
-            "vf": state.to_primitive() if state is not None else None}
-
-
-@privsep.vif_plug.entrypoint
-def apply_vf_settings(pf_ifname: str, vf_index: int,
-                      settings: dict[str, Any],
-                      before: dict[str, Any]) -> dict[str, Any]:
-    """Apply settings to one VF in one request; undo it if refused.
-
-    before is the VF's state right before this request, what a refused
-    request is rolled back to. The VLAN and rate groups are completed
-    from it. Returns {"refused": None} when the kernel accepted the
-    request, else {"refused": {...}} describing the refusal after the VF
-    was rolled back: the caller decides whether to retry without the
-    refused attribute, and builds the error with what it knows (the
-    driver), which an exception would lose on its way through privsep.
+    Returns None when the kernel accepted the request, else the refusal
+    ({"errno", "num_vfs", "vf_present", "attribute", "fields",
+    "rolled_back"}) after the VF was put back to before. Raises
+    NetdevNotFound, RollbackFailed, or NetlinkError for EPERM.
     """
-    pf_ifname = vf_state.validate_ifname(pf_ifname)
-    vf_index = vf_state.validate_vf_index(vf_index)
-    request = _settings_arg(settings)
-    state_before = _state_arg(before, vf_index)
-    request = vf_state.validate_settings(request.complete_with(state_before))
-    if request.is_empty():
-        return {"refused": None}
-    with _rtnl() as rtnl:
-        try:
-            _send_vf(rtnl, pf_ifname, vf_index, request)
-        except NetlinkError as exc:
-            return {"refused": _handle_refusal(
-                rtnl, pf_ifname, vf_index, request, state_before, exc.code)}
-    return {"refused": None}
-
-
-def _handle_refusal(rtnl: Rtnl, pf_ifname: str, vf_index: int,
-                    request: VFSettings, before: VFState,
-                    code: int) -> dict[str, Any]:
-    if code == errno.ENODEV:
-        raise exception.NetdevNotFound(ifname=pf_ifname)
-    if code == errno.EPERM:
-        raise exception.VFConfigError(
-            pf_ifname=pf_ifname, vf_index=vf_index,
-            reason=_missing_cap_reason())
-    num_vfs, _listed, after = _read_one(rtnl, pf_ifname, vf_index)
+    try:
+        send_vf(rtnl, pf_ifname, vf_index, request)
+        return None
+    except NetlinkError as exc:
+        code = exc.code
+        if code in (errno.ENODEV, errno.EPERM):
+            if code == errno.ENODEV:
+                raise exception.NetdevNotFound(ifname=pf_ifname) from None
+            raise
+    num_vfs, _listed, after = read_one(rtnl, pf_ifname, vf_index)
     refusal: dict[str, Any] = {
         "errno": code,
         "num_vfs": num_vfs,
@@ -607,57 +561,36 @@ def _handle_refusal(rtnl: Rtnl, pf_ifname: str, vf_index: int,
     undo = rollback_settings(request, before, after)
     if undo.is_empty():
         return refusal
-    LOG.info("PF %(pf)s refused %(attr)s of VF %(vf)d (%(err)s); rolling "
+    LOG.info("PF %(pf)s refused %(attr)s of vf %(vf)d (%(err)s); rolling "
              "back %(undo)s",
              {"pf": pf_ifname, "attr": attribute, "vf": vf_index,
               "err": os.strerror(code), "undo": undo.requested()})
     undo = undo.complete_with(before)
     try:
-        _send_vf(rtnl, pf_ifname, vf_index, undo)
+        send_vf(rtnl, pf_ifname, vf_index, undo)
     except NetlinkError as exc:
-        raise exception.VFConfigError(
-            pf_ifname=pf_ifname, vf_index=vf_index,
-            reason=f"the kernel refused {attribute} ({os.strerror(code)}) "
-                   f"after applying part of the request, and refused the "
-                   f"rollback of {sorted(undo.requested())} too "
-                   f"({os.strerror(exc.code)}); the VF is now {after}"
-        ) from None
-    _num, _listed, restored = _read_one(rtnl, pf_ifname, vf_index)
+        raise RollbackFailed(
+            f"the kernel refused {attribute} ({os.strerror(code)}) after "
+            f"applying part of the request, and refused the rollback of "
+            f"{sorted(undo.requested())} too ({os.strerror(exc.code)}); "
+            f"the VF is now {after}") from None
+    _num, _listed, restored = read_one(rtnl, pf_ifname, vf_index)
     left = (first_unapplied(undo, restored) if restored is not None
             else "the VF")
     if left is not None:
-        raise exception.VFConfigError(
-            pf_ifname=pf_ifname, vf_index=vf_index,
-            reason=f"the kernel refused {attribute} ({os.strerror(code)}) "
-                   f"after applying part of the request; the rollback was "
-                   f"accepted but {left} did not return to {before}")
+        raise RollbackFailed(
+            f"the kernel refused {attribute} ({os.strerror(code)}) after "
+            f"applying part of the request; the rollback was accepted but "
+            f"{left} did not return to {before}")
     refusal["rolled_back"] = sorted(undo.requested())
     return refusal
 
 
-def _netdev_error(ifname: str, exc: NetlinkError) -> Exception:
-    if exc.code == errno.ENODEV:
-        return exception.NetdevNotFound(ifname=ifname)
-    if exc.code == errno.EPERM:
-        return exception.NetdevConfigError(
-            ifname=ifname, reason=_missing_cap_reason())
-    return exception.NetdevConfigError(
-        ifname=ifname,
-        reason=f"{os.strerror(exc.code)} ({errno.errorcode.get(exc.code)})")
-
-
-@privsep.vif_plug.entrypoint
-def read_netdev(ifname: str) -> dict[str, Any]:
-    """{"mac": ..., "up": ...} of a netdev (the VF's own, for direct)."""
-    ifname = vf_state.validate_ifname(ifname)
-    with _rtnl() as rtnl:
-        link = _get_link(rtnl, ifname, 0)
-    return {"mac": str(link.get("IFLA_ADDRESS")),
-            "up": bool(link["flags"] & IFF_UP)}
-
-
-def _set_link(rtnl: Rtnl, ifname: str, mac: str | None,
-              up: bool | None) -> None:
+def set_link(rtnl: Rtnl, ifname: str, mac: str | None,
+             up: bool | None) -> None:
+    """Set a netdev's MAC and/or up state in one RTM_SETLINK."""
+    LOG.debug("RTM_SETLINK %(dev)s: address %(mac)s, up %(up)s",
+              {"dev": ifname, "mac": mac, "up": up})
     msg = ifinfmsg()
     msg["family"] = 0
     msg["index"] = 0
@@ -667,33 +600,21 @@ def _set_link(rtnl: Rtnl, ifname: str, mac: str | None,
     if up is not None:
         msg["flags"] = IFF_UP if up else 0
         msg["change"] = IFF_UP
-    try:
-        rtnl.request(msg, RTM_SETLINK)
-    except NetlinkError as exc:
-        raise _netdev_error(ifname, exc) from None
+    rtnl.request(msg, RTM_SETLINK)
 
 
-@privsep.vif_plug.entrypoint
-def set_netdev(ifname: str, mac: str | None, up: bool | None) -> None:
-    """Set a netdev's MAC and/or up state.
+def set_netdev(rtnl: Rtnl, ifname: str, mac: str | None,
+               up: bool | None) -> None:
+    """Set a netdev's MAC and/or up state; None leaves one be.
 
     The kernel changes the address before the flags within one request,
     which is the right order to bring a device up with a new MAC; taking
     it down comes first, as a request of its own, so the MAC never
     changes on a device that is up and on its way down.
     """
-    ifname = vf_state.validate_ifname(ifname)
-    if mac is not None:
-        mac = vf_state.validate_mac(mac, allow_zero=False)
-    if up is not None and not isinstance(up, bool):
-        raise exception.InvalidVFSetting(
-            name="up", value=up, reason="must be true, false or null")
-    if mac is None and up is None:
-        return
-    with _rtnl() as rtnl:
-        if up is False:
-            _set_link(rtnl, ifname, None, False)
-            up = None
-            if mac is None:
-                return
-        _set_link(rtnl, ifname, mac, up)
+    if up is False:
+        set_link(rtnl, ifname, None, False)
+        up = None
+        if mac is None:
+            return
+    set_link(rtnl, ifname, mac, up)

@@ -24,18 +24,24 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import logging
 import struct
 
 import msgpack
+from oslo_config import cfg
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_GETLINK
 from pyroute2.netlink.rtnl import RTM_SETLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 import pytest
 
+from harness import sysfs_tree
+from sriov_vif import config
+from sriov_vif import discovery
 from sriov_vif import exception
-from sriov_vif import netlink
+from sriov_vif import privileged
 from sriov_vif import privsep
+from sriov_vif import rtnl
 from sriov_vif import vf_config
 from sriov_vif.vf_state import VFSettings
 from sriov_vif.vf_state import VFState
@@ -67,6 +73,12 @@ SIZEOF_IFLA_VF_VLAN_INFO = 16
 UNREPORTED = 0xFFFFFFFF
 
 PF = "enp1s0f0"
+PF_ADDRESS = "0000:81:00.0"
+VF_NETDEVS = ("m0", "m1", "m2", "m3")
+
+
+def A(index):  # noqa: N802  (the VF's PCI address, as tests write it)
+    return f"0000:81:10.{index}"
 
 
 def nla(kind, payload):
@@ -105,12 +117,12 @@ def vf_info_bytes(state, proto=None, spoofchk=None, trust=None):
     vf = state.index
     mac = bytes.fromhex(state.mac.replace(":", "")).ljust(32, b"\0")
     if proto is None:
-        proto = netlink.VLAN_PROTO_CODES[state.vlan_proto]
+        proto = rtnl.VLAN_PROTO_CODES[state.vlan_proto]
     if spoofchk is None:
         spoofchk = UNREPORTED if state.spoofchk is None else state.spoofchk
     if trust is None:
         trust = UNREPORTED if state.trust is None else state.trust
-    link = netlink.LINK_STATE_CODES[state.link_state]
+    link = rtnl.LINK_STATE_CODES[state.link_state]
     vlan_info = (struct.pack("=III", vf, state.vlan, state.qos)
                  + struct.pack(">H", proto) + b"\0\0")
     return nla(IFLA_VF_INFO, b"".join([
@@ -275,14 +287,14 @@ class FakeKernel:
         if attr_type == IFLA_VF_VLAN_LIST:
             _, vlan, qos = struct.unpack_from("=III", payload)
             (proto,) = struct.unpack_from(">H", payload, 12)
-            names = {v: k for k, v in netlink.VLAN_PROTO_CODES.items()}
+            names = {v: k for k, v in rtnl.VLAN_PROTO_CODES.items()}
             return {"vlan": vlan, "qos": qos, "vlan_proto": names[proto]}
         if attr_type == IFLA_VF_RATE:
             _, low, high = struct.unpack("=III", payload)
             return {"min_tx_rate": low, "max_tx_rate": high}
         (_, setting) = struct.unpack("=II", payload)
         if attr_type == IFLA_VF_LINK_STATE:
-            names = {v: k for k, v in netlink.LINK_STATE_CODES.items()}
+            names = {v: k for k, v in rtnl.LINK_STATE_CODES.items()}
             return {"link_state": names[setting]}
         if attr_type == IFLA_VF_SPOOFCHK:
             return {"spoofchk": bool(setting)}
@@ -298,9 +310,21 @@ def in_process():
 
 
 @pytest.fixture
-def kernel(monkeypatch, in_process):
-    fake = FakeKernel(vfs=[vf(i) for i in range(4)])
-    monkeypatch.setattr(netlink, "Rtnl", fake.rtnl_class())
+def sysfs(tmp_path):
+    """The daemon's sysfs_root: PF enp1s0f0 with VFs 0-3 on netdevs m0-m3."""
+    tree = sysfs_tree.SysfsTree(str(tmp_path / "sys"))
+    tree.add_pf(PF_ADDRESS, [PF], driver="netdevsim", numvfs=4, totalvfs=8,
+                vf_driver="netdevsim", vf_ifnames=list(VF_NETDEVS))
+    cfg.CONF.set_override("sysfs_root", tree.root, config.GROUP)
+    yield tree
+    cfg.CONF.clear_override("sysfs_root", config.GROUP)
+
+
+@pytest.fixture
+def kernel(monkeypatch, in_process, sysfs):
+    fake = FakeKernel(vfs=[vf(i) for i in range(4)],
+                      links=(PF, *VF_NETDEVS))
+    monkeypatch.setattr(rtnl, "Rtnl", fake.rtnl_class())
     return fake
 
 
@@ -327,7 +351,7 @@ def vlan_info_entries(data):
 
 
 def test_vlan_list_entry_has_the_kernels_16_bytes():
-    msg = netlink.build_set_vf_message(PF, 3, VFSettings(
+    msg = rtnl.build_set_vf_message(PF, 3, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad"))
 
     (entry,) = vlan_info_entries(encode(msg))
@@ -340,7 +364,7 @@ def test_vlan_list_entry_has_the_kernels_16_bytes():
 def test_pyroute2_itself_is_left_with_its_14_bytes():
     # Build ours first, then pyroute2's own: our fix must not have leaked
     # into pyroute2's classes, which other code in nova-compute uses.
-    encode(netlink.build_set_vf_message(PF, 3, VFSettings(
+    encode(rtnl.build_set_vf_message(PF, 3, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad")))
     plain = ifinfmsg()
     plain["index"] = 0
@@ -374,7 +398,7 @@ def test_fake_kernel_refuses_the_unfixed_encoding_as_linux_does():
     with pytest.raises(NetlinkError) as err:
         fake.handle(encode(plain), RTM_SETLINK)
     assert err.value.code == errno.EINVAL
-    fake.handle(encode(netlink.build_set_vf_message(PF, 0, VFSettings(
+    fake.handle(encode(rtnl.build_set_vf_message(PF, 0, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad"))), RTM_SETLINK)
     assert fake.vfs[0].vlan_proto == "802.1ad"
 
@@ -386,7 +410,7 @@ def test_all_attributes_of_a_vf_go_in_one_message_as_kernel_structs():
         link_state="disable")
 
     header, ifi, attrs = parse_link_message(
-        encode(netlink.build_set_vf_message(PF, 7, settings)))
+        encode(rtnl.build_set_vf_message(PF, 7, settings)))
 
     assert ifi == (0, 0, 0, 0, 0)
     assert attrs[0] == (IFLA_IFNAME, PF.encode() + b"\0")
@@ -407,7 +431,7 @@ def test_all_attributes_of_a_vf_go_in_one_message_as_kernel_structs():
 
 
 def test_8021q_goes_as_the_plain_vlan_attribute():
-    _h, _i, attrs = parse_link_message(encode(netlink.build_set_vf_message(
+    _h, _i, attrs = parse_link_message(encode(rtnl.build_set_vf_message(
         PF, 2, VFSettings(vlan=42, qos=0, vlan_proto="802.1Q"))))
     (info,) = parse_nlas(attrs[1][1])
     assert parse_nlas(info[1]) == [
@@ -422,7 +446,7 @@ def test_8021q_goes_as_the_plain_vlan_attribute():
 ])
 def test_half_a_kernel_struct_is_never_encoded(settings):
     with pytest.raises(exception.InvalidVFSetting) as err:
-        netlink.build_set_vf_message(PF, 0, settings)
+        rtnl.build_set_vf_message(PF, 0, settings)
     assert "must be sent together with" in str(err.value)
 
 
@@ -438,7 +462,7 @@ def test_vf_table_is_keyed_by_the_index_in_the_structs():
     ]
     reply = link_reply(PF, 6, [vf_info_bytes(s) for s in states])
 
-    num_vfs, vfs = netlink.decode_vf_table(reply, PF)
+    num_vfs, vfs = rtnl.decode_vf_table(reply, PF)
 
     assert num_vfs == 6
     assert {v.index: v for v in vfs} == {s.index: s for s in states}
@@ -447,27 +471,41 @@ def test_vf_table_is_keyed_by_the_index_in_the_structs():
 def test_unreported_spoofchk_and_trust_decode_as_none():
     reply = link_reply(PF, 1, [vf_info_bytes(vf(0), spoofchk=UNREPORTED,
                                              trust=UNREPORTED)])
-    (state,) = netlink.decode_vf_table(reply, PF)[1]
+    (state,) = rtnl.decode_vf_table(reply, PF)[1]
     assert state.spoofchk is None and state.trust is None
 
 
 def test_vlan_protocol_zero_of_a_fresh_netdevsim_vf_is_8021q():
     # netdevsim's vfconfigs are zeroed: it reports protocol 0 until set.
     reply = link_reply(PF, 1, [vf_info_bytes(vf(0), proto=0)])
-    (state,) = netlink.decode_vf_table(reply, PF)[1]
+    (state,) = rtnl.decode_vf_table(reply, PF)[1]
     assert state.vlan_proto == "802.1Q"
 
 
 def test_unknown_vlan_protocol_is_an_error_naming_the_vf():
     reply = link_reply(PF, 1, [vf_info_bytes(vf(3), proto=0x9100)])
+    with pytest.raises(rtnl.DecodeError) as err:
+        rtnl.decode_vf_table(reply, PF)
+    assert "enp1s0f0 reports" in str(err.value)
+    assert "0x9100 for vf 3" in str(err.value)
+
+
+def test_the_daemon_names_the_vf_of_an_undecodable_answer(kernel,
+                                                         monkeypatch):
+    real = rtnl._vlan_proto_name
+
+    def odd(code, pf_ifname, vf_index):
+        return real(0x9100, pf_ifname, vf_index)
+
+    monkeypatch.setattr(rtnl, "_vlan_proto_name", odd)
     with pytest.raises(exception.VFConfigError) as err:
-        netlink.decode_vf_table(reply, PF)
-    assert "VF 3 of enp1s0f0" in str(err.value)
+        privileged.read_vf(A(3))
+    assert "VF 0000:81:10.3 (enp1s0f0 vf 3)" in str(err.value)
     assert "0x9100" in str(err.value)
 
 
 def test_link_without_vfs_decodes_to_an_empty_table():
-    assert netlink.decode_vf_table(link_reply("veth0"), "veth0") == (0, [])
+    assert rtnl.decode_vf_table(link_reply("veth0"), "veth0") == (0, [])
 
 
 # Refused attributes and rollback (logic, on FakeKernel).
@@ -476,10 +514,10 @@ def test_first_unapplied_follows_kernel_order():
     request = VFSettings(mac="52:54:00:00:00:01", vlan=5, qos=0,
                          vlan_proto="802.1Q", trust=True)
     after = vf(0, mac="52:54:00:00:00:01")
-    assert netlink.first_unapplied(request, after) == "vlan"
+    assert rtnl.first_unapplied(request, after) == "vlan"
     after = vf(0, mac="52:54:00:00:00:01", vlan=5)
-    assert netlink.first_unapplied(request, after) == "trust"
-    assert netlink.first_unapplied(request, dataclasses.replace(
+    assert rtnl.first_unapplied(request, after) == "trust"
+    assert rtnl.first_unapplied(request, dataclasses.replace(
         after, trust=True)) is None
 
 
@@ -491,7 +529,7 @@ def test_rollback_restores_whole_structs_from_before():
                          max_tx_rate=60, trust=True)
     after = dataclasses.replace(before, mac="52:54:00:00:00:01", vlan=5)
 
-    undo = netlink.rollback_settings(request, before, after)
+    undo = rtnl.rollback_settings(request, before, after)
 
     assert undo == VFSettings(mac="00:00:00:00:00:00", vlan=9, qos=2,
                               vlan_proto="802.1ad")
@@ -505,9 +543,9 @@ def test_accepted_request_is_one_setlink(kernel):
 
     settings, before = request.to_primitive(), vf(1).to_primitive()
 
-    outcome = netlink.apply_vf_settings(PF, 1, settings, before)
+    outcome = privileged.apply_vf_settings(A(1), settings, before)
 
-    assert outcome == {"refused": None}
+    assert outcome == {"pf_ifname": PF, "vf_index": 1, "refused": None}
     assert len(kernel.setlink_requests()) == 1
     # pyroute2 pops keys from dicts it encodes: ours were never handed over
     assert settings == request.to_primitive()
@@ -519,7 +557,8 @@ def test_accepted_request_is_one_setlink(kernel):
 def test_half_groups_are_completed_from_the_state_before(kernel):
     kernel.vfs[1] = vf(1, vlan=9, qos=4, vlan_proto="802.1ad",
                        min_tx_rate=20, max_tx_rate=200)
-    netlink.apply_vf_settings(PF, 1, {"vlan": 10, "max_tx_rate": 300},
+    privileged.apply_vf_settings(
+        A(1), {"vlan": 10, "max_tx_rate": 300},
                               kernel.vfs[1].to_primitive())
     assert kernel.vfs[1] == vf(1, vlan=10, qos=4, vlan_proto="802.1ad",
                                min_tx_rate=20, max_tx_rate=300)
@@ -532,8 +571,8 @@ def test_refusal_is_located_and_rolled_back(kernel):
                          vlan_proto="802.1ad", max_tx_rate=100,
                          min_tx_rate=0, trust=True)
 
-    outcome = netlink.apply_vf_settings(PF, 2, request.to_primitive(),
-                                        before.to_primitive())
+    outcome = privileged.apply_vf_settings(A(2), request.to_primitive(),
+                                           before.to_primitive())
 
     assert outcome["refused"] == {
         "errno": errno.EOPNOTSUPP, "num_vfs": 4, "vf_present": True,
@@ -547,8 +586,8 @@ def test_refusal_is_located_and_rolled_back(kernel):
 
 def test_refused_first_attribute_needs_no_rollback(kernel):
     kernel.refuse = {"mac": errno.EINVAL}
-    outcome = netlink.apply_vf_settings(
-        PF, 0, {"mac": "52:54:00:12:34:56", "trust": True},
+    outcome = privileged.apply_vf_settings(
+        A(0), {"mac": "52:54:00:12:34:56", "trust": True},
         vf(0).to_primitive())
     assert outcome["refused"]["attribute"] == "mac"
     assert outcome["refused"]["rolled_back"] == []
@@ -559,8 +598,8 @@ def test_failed_rollback_says_what_state_the_vf_is_in(kernel):
     kernel.refuse = {"trust": errno.EINVAL}
     kernel.refuse_later_setlinks = errno.EBUSY
     with pytest.raises(exception.VFConfigError) as err:
-        netlink.apply_vf_settings(
-            PF, 0, {"mac": "52:54:00:12:34:56", "trust": True},
+        privileged.apply_vf_settings(
+        A(0), {"mac": "52:54:00:12:34:56", "trust": True},
             vf(0).to_primitive())
     message = str(err.value)
     assert "refused trust (Invalid argument)" in message
@@ -569,11 +608,11 @@ def test_failed_rollback_says_what_state_the_vf_is_in(kernel):
 
 
 def test_request_to_a_link_without_vfs_reports_the_first_attribute(
-        monkeypatch, in_process):
+        monkeypatch, in_process, sysfs):
     fake = FakeKernel(vfs=[], links=(PF,))
-    monkeypatch.setattr(netlink, "Rtnl", fake.rtnl_class())
-    outcome = netlink.apply_vf_settings(
-        PF, 0, {"trust": True, "link_state": "enable"}, vf(0).to_primitive())
+    monkeypatch.setattr(rtnl, "Rtnl", fake.rtnl_class())
+    outcome = privileged.apply_vf_settings(
+        A(0), {"trust": True, "link_state": "enable"}, vf(0).to_primitive())
     assert outcome["refused"] == {
         "errno": errno.EOPNOTSUPP, "num_vfs": 0, "vf_present": False,
         "attribute": "link_state", "fields": ["link_state"],
@@ -581,29 +620,32 @@ def test_request_to_a_link_without_vfs_reports_the_first_attribute(
 
 
 def test_missing_pf_is_netdev_not_found(kernel):
+    del kernel.links[PF]  # sysfs still names it: renamed or gone since
     with pytest.raises(exception.NetdevNotFound) as err:
-        netlink.apply_vf_settings("eth9", 0, {"trust": True},
-                                  vf(0).to_primitive())
-    assert str(err.value) == "Network device eth9 does not exist"
-    with pytest.raises(exception.NetdevNotFound):
-        netlink.read_vf_table("eth9")
+        privileged.apply_vf_settings(A(0), {"trust": True},
+                                     vf(0).to_primitive())
+    assert str(err.value) == "Network device enp1s0f0 does not exist"
+    with pytest.raises(exception.SriovVifError, match="enp1s0f0"):
+        privileged.read_vf_table(PF_ADDRESS)
 
 
 def test_eperm_says_cap_net_admin_is_missing(kernel):
     kernel.errno_all = errno.EPERM
     with pytest.raises(exception.VFConfigError) as err:
-        netlink.apply_vf_settings(PF, 0, {"trust": True},
-                                  vf(0).to_primitive())
+        privileged.apply_vf_settings(A(0), {"trust": True},
+                                     vf(0).to_primitive())
     assert "CAP_NET_ADMIN" in str(err.value)
+    assert "VF 0000:81:10.0 (enp1s0f0 vf 0)" in str(err.value)
     with pytest.raises(exception.NetdevConfigError) as err:
-        netlink.set_netdev(PF, None, True)
+        privileged.set_vf_netdev(A(0), "m0", None, True)
     assert "CAP_NET_ADMIN" in str(err.value)
+    assert "m0 of VF 0000:81:10.0" in str(err.value)
 
 
 def test_read_vf_table_result_survives_msgpack(kernel):
     kernel.vfs[3] = vf(3, spoofchk=None, trust=None, vlan_proto="802.1ad",
                        vlan=4)
-    result = wire(netlink.read_vf_table(PF))
+    result = wire(privileged.read_vf_table(PF_ADDRESS))
     assert result["num_vfs"] == 4
     states = {VFState.from_primitive(v).index: VFState.from_primitive(v)
               for v in result["vfs"]}
@@ -612,31 +654,37 @@ def test_read_vf_table_result_survives_msgpack(kernel):
 
 def test_netdev_mac_and_state(kernel):
     kernel.links["m0"] = {"mac": "52:54:00:00:00:09", "up": True}
-    assert netlink.read_netdev("m0") == {"mac": "52:54:00:00:00:09",
-                                         "up": True}
-    netlink.set_netdev("m0", "52:54:00:aa:bb:cc", False)
+    assert privileged.read_vf_netdev(A(0), "m0") == {
+        "mac": "52:54:00:00:00:09", "up": True}
+    privileged.set_vf_netdev(A(0), "m0", "52:54:00:aa:bb:cc", False)
     assert kernel.links["m0"] == {"mac": "52:54:00:aa:bb:cc", "up": False}
     # down first, on its own, then the MAC
     first, second = kernel.setlink_requests()
     assert IFLA_ADDRESS not in dict(parse_link_message(first)[2])
     assert IFLA_ADDRESS in dict(parse_link_message(second)[2])
-    netlink.set_netdev("m0", None, True)
+    privileged.set_vf_netdev(A(0), "m0", None, True)
     assert kernel.links["m0"]["up"] is True
-    with pytest.raises(exception.NetdevNotFound):
-        netlink.read_netdev("m9")
+    del kernel.links["m0"]
+    with pytest.raises(exception.SriovVifError, match="m0"):
+        privileged.read_vf_netdev(A(0), "m0")
 
 
 # The whole client path, through the entrypoints, on FakeKernel.
+
+def client_vf(index):
+    return discovery.find_vf(cfg.CONF[config.GROUP].sysfs_root, A(index))
+
 
 def test_vf_config_rolls_back_and_names_the_refused_attribute(kernel):
     kernel.refuse = {"spoofchk": errno.EINVAL}
     before = kernel.vfs[1]
     with pytest.raises(exception.VFAttributeRefused) as err:
-        vf_config.apply_vf_settings(
-            PF, 1, VFSettings(mac="52:54:00:12:34:56", spoofchk=True),
-            before, pf_driver="netdevsim", unsupported_action="fail")
+        vf_config.apply_settings(
+            client_vf(1), VFSettings(mac="52:54:00:12:34:56", spoofchk=True),
+            before, unsupported_action="fail")
     assert str(err.value) == (
-        "PF enp1s0f0 (driver netdevsim) refused spoofchk=True for VF 1: "
+        "PF enp1s0f0 (driver netdevsim) refused spoofchk=True for VF "
+        "0000:81:10.1 (vf 1): "
         "Invalid argument (EINVAL); the VF was left as it was")
     assert kernel.vfs[1] == before
 
@@ -644,10 +692,10 @@ def test_vf_config_rolls_back_and_names_the_refused_attribute(kernel):
 def test_vf_config_warn_skips_what_the_kernel_does_not_support(kernel):
     kernel.refuse = {"rate": errno.EOPNOTSUPP}
     kernel.refuse_always = True
-    state = vf_config.apply_vf_settings(
-        PF, 1, VFSettings(mac="52:54:00:12:34:56", max_tx_rate=100,
-                          trust=True),
-        kernel.vfs[1], pf_driver="netdevsim", unsupported_action="warn")
+    state = vf_config.apply_settings(
+        client_vf(1), VFSettings(mac="52:54:00:12:34:56", max_tx_rate=100,
+                                 trust=True),
+        kernel.vfs[1], unsupported_action="warn")
     expected = vf(1, mac="52:54:00:12:34:56", trust=True)
     assert state == expected == kernel.vfs[1]
     # request, rollback of the MAC, request without the rate
@@ -659,81 +707,209 @@ def test_vf_config_warn_skips_what_the_kernel_does_not_support(kernel):
 GOOD_BEFORE = vf(0).to_primitive()
 
 BAD_APPLY_CALLS = [
-    ("eth0/../x", 0, {"trust": True}, GOOD_BEFORE),
-    ("", 0, {"trust": True}, GOOD_BEFORE),
-    ("a" * 16, 0, {"trust": True}, GOOD_BEFORE),
-    (5, 0, {"trust": True}, GOOD_BEFORE),
-    (None, 0, {"trust": True}, GOOD_BEFORE),
-    (PF, -1, {"trust": True}, GOOD_BEFORE),
-    (PF, 4096, {"trust": True}, GOOD_BEFORE),
-    (PF, True, {"trust": True}, GOOD_BEFORE),
-    (PF, "0", {"trust": True}, GOOD_BEFORE),
-    (PF, 0, {"mac": "01:00:5e:00:00:01"}, GOOD_BEFORE),
-    (PF, 0, {"mac": "52:54:00:12:34:5G"}, GOOD_BEFORE),
-    (PF, 0, {"vlan": 4095, "qos": 0, "vlan_proto": "802.1Q"}, GOOD_BEFORE),
-    (PF, 0, {"qos": 8}, GOOD_BEFORE),
-    (PF, 0, {"vlan_proto": "802.1x"}, GOOD_BEFORE),
-    (PF, 0, {"link_state": "up"}, GOOD_BEFORE),
-    (PF, 0, {"spoofchk": 1}, GOOD_BEFORE),
-    (PF, 0, {"min_tx_rate": -1}, GOOD_BEFORE),
-    (PF, 0, {"min_tx_rate": 10, "max_tx_rate": 5}, GOOD_BEFORE),
+    ("0000:81:10.0/../x", {"trust": True}, GOOD_BEFORE),
+    ("", {"trust": True}, GOOD_BEFORE),
+    ("0000:81:10.0\n", {"trust": True}, GOOD_BEFORE),
+    ("0000:81:10.A", {"trust": True}, GOOD_BEFORE),
+    (5, {"trust": True}, GOOD_BEFORE),
+    (None, {"trust": True}, GOOD_BEFORE),
+    (PF, {"trust": True}, GOOD_BEFORE),
+    ("lo", {"trust": True}, GOOD_BEFORE),
+    (A(0), {"mac": "01:00:5e:00:00:01"}, GOOD_BEFORE),
+    (A(0), {"mac": "52:54:00:12:34:5G"}, GOOD_BEFORE),
+    (A(0), {"vlan": 4095, "qos": 0, "vlan_proto": "802.1Q"}, GOOD_BEFORE),
+    (A(0), {"qos": 8}, GOOD_BEFORE),
+    (A(0), {"vlan_proto": "802.1x"}, GOOD_BEFORE),
+    (A(0), {"link_state": "up"}, GOOD_BEFORE),
+    (A(0), {"spoofchk": 1}, GOOD_BEFORE),
+    (A(0), {"min_tx_rate": -1}, GOOD_BEFORE),
+    (A(0), {"min_tx_rate": 0, "max_tx_rate": 2**32}, GOOD_BEFORE),
+    (A(0), {"min_tx_rate": 10, "max_tx_rate": 5}, GOOD_BEFORE),
     # completed from before: max 5 with the VF's min 10
-    (PF, 0, {"max_tx_rate": 5}, vf(0, min_tx_rate=10,
-                                   max_tx_rate=20).to_primitive()),
-    (PF, 0, {"guid": "1"}, GOOD_BEFORE),
-    (PF, 0, [("trust", True)], GOOD_BEFORE),
-    (PF, 0, {1: True}, GOOD_BEFORE),
-    (PF, 0, {"trust": True}, None),
-    (PF, 0, {"trust": True}, {"index": 0}),
-    (PF, 0, {"trust": True}, vf(1).to_primitive()),
-    (PF, 0, {"trust": True}, vf(0, mac="ff:ff:ff:ff:ff:ff").to_primitive()),
-    (PF, 0, {"trust": True}, dict(GOOD_BEFORE, extra=1)),
+    (A(0), {"max_tx_rate": 5}, vf(0, min_tx_rate=10,
+                                  max_tx_rate=20).to_primitive()),
+    (A(0), {"guid": "1"}, GOOD_BEFORE),
+    (A(0), [("trust", True)], GOOD_BEFORE),
+    (A(0), {1: True}, GOOD_BEFORE),
+    (A(0), {"trust": True}, None),
+    (A(0), {"trust": True}, {"index": 0}),
+    (A(0), {"trust": True}, vf(1).to_primitive()),
+    (A(0), {"trust": True}, vf(0, mac="ff:ff:ff:ff:ff:ff").to_primitive()),
+    (A(0), {"trust": True}, vf(0, max_tx_rate=2**32).to_primitive()),
+    (A(0), {"trust": True}, dict(GOOD_BEFORE, extra=1)),
 ]
 
 
 @pytest.mark.parametrize("args", BAD_APPLY_CALLS)
 def test_bad_apply_arguments_reach_no_netlink_call(kernel, args):
-    with pytest.raises((exception.InvalidInterfaceName,
+    with pytest.raises((exception.InvalidPciAddress,
                         exception.InvalidVFSetting)):
-        netlink.apply_vf_settings(*args)
+        privileged.apply_vf_settings(*args)
     assert kernel.opened == 0 and kernel.requests == []
 
 
 @pytest.mark.parametrize("call", [
-    lambda: netlink.read_vf_table("../eth0"),
-    lambda: netlink.read_vf_table(["eth0"]),
-    lambda: netlink.read_netdev("m 0"),
-    lambda: netlink.set_netdev("m0", "00:00:00:00:00:00", None),
-    lambda: netlink.set_netdev("m0", "03:00:00:00:00:01", None),
-    lambda: netlink.set_netdev("m0", None, "yes"),
-    lambda: netlink.set_netdev("m0", None, 1),
-    lambda: netlink.set_netdev("..", "52:54:00:00:00:01", None),
+    lambda: privileged.read_vf_table("../eth0"),
+    lambda: privileged.read_vf_table(["eth0"]),
+    lambda: privileged.read_vf(PF),
+    lambda: privileged.read_vf_netdev(A(0), "m 0"),
+    lambda: privileged.set_vf_netdev(A(0), "m0", "00:00:00:00:00:00", None),
+    lambda: privileged.set_vf_netdev(A(0), "m0", "03:00:00:00:00:01", None),
+    lambda: privileged.set_vf_netdev(A(0), "m0", None, "yes"),
+    lambda: privileged.set_vf_netdev(A(0), "m0", None, 1),
+    lambda: privileged.set_vf_netdev(A(0), "..", "52:54:00:00:00:01", None),
 ])
 def test_bad_read_and_netdev_arguments_reach_no_netlink_call(kernel, call):
     with pytest.raises((exception.InvalidInterfaceName,
+                        exception.InvalidPciAddress,
                         exception.InvalidVFSetting)):
         call()
     assert kernel.opened == 0 and kernel.requests == []
 
 
 def test_empty_requests_send_nothing(kernel):
-    assert netlink.apply_vf_settings(PF, 0, {}, GOOD_BEFORE) == {
-        "refused": None}
-    netlink.set_netdev("m0", None, None)
+    assert privileged.apply_vf_settings(A(0), {}, GOOD_BEFORE) == {
+        "pf_ifname": PF, "vf_index": 0, "refused": None}
+    privileged.set_vf_netdev(A(0), "m0", None, None)
     assert kernel.opened == 0 and kernel.requests == []
+
+
+# Item 4 of issue 15: the daemon acts on the VF sysfs names, nothing else.
+
+@pytest.mark.parametrize("call, error", [
+    # any interface that is not the VF's own netdev: lo, the uplink, the
+    # PF, another VF's netdev
+    (lambda: privileged.set_vf_netdev(A(0), "lo", None, False),
+     exception.NotTheVFNetdev),
+    (lambda: privileged.set_vf_netdev(A(0), PF, None, False),
+     exception.NotTheVFNetdev),
+    (lambda: privileged.set_vf_netdev(A(0), "m1", "52:54:00:00:00:01",
+                                      None),
+     exception.NotTheVFNetdev),
+    (lambda: privileged.read_vf_netdev(A(1), "lo"),
+     exception.NotTheVFNetdev),
+    # a device that is no VF of sysfs_root: the PF, an absent address
+    (lambda: privileged.apply_vf_settings(PF_ADDRESS, {"trust": True},
+                                          GOOD_BEFORE),
+     exception.NotAVirtualFunction),
+    (lambda: privileged.apply_vf_settings("0000:81:10.7", {"trust": True},
+                                          GOOD_BEFORE),
+     exception.PciDeviceNotFound),
+    (lambda: privileged.read_vf("0000:00:1f.6"),
+     exception.PciDeviceNotFound),
+    # a VF where a PF is wanted
+    (lambda: privileged.read_vf_table(A(0)), exception.PFUnusable),
+])
+def test_the_daemon_touches_only_what_sysfs_names_for_the_vf(kernel, call,
+                                                             error):
+    with pytest.raises(error):
+        call()
+    assert kernel.opened == 0 and kernel.requests == []
+    assert kernel.links["m0"]["up"] is False
+
+
+def test_a_vf_disabled_since_the_caller_looked_is_refused(kernel, sysfs):
+    sysfs.set_numvfs(PF_ADDRESS, 2)
+    with pytest.raises(exception.SriovVifError):
+        privileged.apply_vf_settings(A(3), {"trust": True},
+                                     vf(3).to_primitive())
+    assert kernel.requests == []
+
+
+def test_the_vf_and_pf_come_from_the_daemons_sysfs_root(kernel, tmp_path):
+    # The caller's idea of sysfs does not matter: only the configured one.
+    other = sysfs_tree.SysfsTree(str(tmp_path / "other"))
+    other.add_pf("0000:82:00.0", ["eth0"], driver="netdevsim", numvfs=1,
+                 vf_driver="netdevsim", vf_ifnames=["lo"])
+    with pytest.raises(exception.PciDeviceNotFound):
+        privileged.set_vf_netdev("0000:82:10.0", "lo", None, False)
+    answer = privileged.read_vf(A(2))
+    assert (answer["pf_ifname"], answer["vf_index"]) == (PF, 2)
+
+
+# Item 12: daemon failures name the VF; each request is logged at debug.
+
+def test_netlink_errors_name_the_vf_pf_and_index(kernel):
+    kernel.errno_all = errno.EBUSY
+    with pytest.raises(exception.VFConfigError) as err:
+        privileged.read_vf(A(2))
+    assert str(err.value) == (
+        "Cannot configure VF 0000:81:10.2 (enp1s0f0 vf 2): Device or "
+        "resource busy (EBUSY)")
+
+
+def test_struct_errors_name_the_vf(kernel, monkeypatch):
+    def broken(*args):
+        raise struct.error("argument out of range")
+
+    monkeypatch.setattr(rtnl, "build_set_vf_message", broken)
+    with pytest.raises(exception.VFConfigError) as err:
+        privileged.apply_vf_settings(A(1), {"trust": True},
+                                     vf(1).to_primitive())
+    assert "VF 0000:81:10.1 (enp1s0f0 vf 1)" in str(err.value)
+    assert "argument out of range" in str(err.value)
+
+
+def test_each_request_is_logged_at_debug(kernel, caplog):
+    caplog.set_level(logging.DEBUG, logger="sriov_vif")
+    privileged.apply_vf_settings(A(1), {"trust": True}, vf(1).to_primitive())
+    assert "RTM_SETLINK enp1s0f0 vf 1: {'trust': True}" in caplog.text
+    assert "VF 0000:81:10.1 (enp1s0f0 vf 1): applying" in caplog.text
+
+
+# Item 8: only sriov_vif.privileged may declare entrypoints.
+
+def test_privsep_refuses_entrypoints_outside_the_privileged_module():
+    def escalate():
+        return "root"
+
+    for module in ("sriov_vif.vf_config", "sriov_vif.rtnl", "sriov_vif",
+                   "tests.unit.test_privileged", "sriov_vif.privsep"):
+        escalate.__module__ = module
+        with pytest.raises(AssertionError, match="entrypoints must be"):
+            privsep.vif_plug.entrypoint(escalate)
+
+
+def test_no_other_module_name_passes_the_prefix():
+    import pkgutil
+
+    import sriov_vif
+    names = [f"sriov_vif.{info.name}"
+             for info in pkgutil.iter_modules(sriov_vif.__path__)]
+    assert [name for name in names if name.startswith(
+        privsep.vif_plug.prefix)] == ["sriov_vif.privileged"]
+
+
+def test_the_privileged_module_holds_only_entrypoints():
+    public = {name for name, value in vars(privileged).items()
+              if callable(value) and not name.startswith("_")
+              and getattr(value, "__module__", None) == privileged.__name__}
+    entrypoints = {name for name, value in vars(privileged).items()
+                   if privsep.vif_plug.is_entrypoint(value)}
+    assert public <= entrypoints
+    assert entrypoints == {"read_vf_table", "read_vf", "apply_vf_settings",
+                           "read_vf_netdev", "set_vf_netdev"}
+    # the pypath rootwrap filters name stays
+    assert privsep.vif_plug.pypath == "sriov_vif.privsep.vif_plug"
 
 
 # Exceptions through privsep: the client rebuilds them as type(*args).
 
 @pytest.mark.parametrize("error", [
     exception.NetdevNotFound(ifname="eth9"),
-    exception.NetdevConfigError(ifname="m0", reason="x"),
-    exception.VFConfigError(pf_ifname=PF, vf_index=1, reason="why"),
-    exception.VFAttributeRefused(pf_ifname=PF, vf_index=1, driver="igb",
-                                 attribute="mac=x", reason="EINVAL"),
-    exception.VFAttributeUnsupported(pf_ifname=PF, vf_index=1, driver="igb",
+    exception.NetdevConfigError(ifname="m0", address=A(0), reason="x"),
+    exception.NotTheVFNetdev(ifname="lo", address=A(0), actual="m0"),
+    exception.PFUnusable(address=A(0), reason="it is not an SR-IOV PF"),
+    exception.VFConfigError(address=A(1), pf_ifname=PF, vf_index=1,
+                            reason="why"),
+    exception.VFAttributeRefused(address=A(1), pf_ifname=PF, vf_index=1,
+                                 driver="igb", attribute="mac=x",
+                                 reason="EINVAL"),
+    exception.VFAttributeUnsupported(address=A(1), pf_ifname=PF,
+                                     vf_index=1, driver="igb",
                                      attribute="link_state=enable"),
-    exception.VFIndexOutOfRange(pf_ifname=PF, vf_index=9, numvfs=8),
+    exception.VFIndexOutOfRange(address=A(9), pf_ifname=PF, vf_index=9,
+                                numvfs=8),
     exception.VFTableIncomplete(pf_ifname=PF, count=35, numvfs=256),
     exception.InvalidVFSetting(name="qos", value=9, reason="too big"),
     exception.InvalidInterfaceName(ifname="a/b", reason="bad"),
@@ -749,14 +925,14 @@ def test_find_vf_decodes_only_the_vf_asked_for_by_its_struct_index():
                                vf_info_bytes(vf(0)),
                                vf_info_bytes(vf(1, trust=True)),
                                vf_info_bytes(vf(2))])
-    assert netlink.find_vf(reply, PF, 1) == (4, 4, vf(1, trust=True))
-    assert netlink.find_vf(reply, PF, 3) == (4, 4, vf(3, vlan=3))
-    assert netlink.find_vf(reply, PF, 4) == (4, 4, None)
+    assert rtnl.find_vf(reply, PF, 1) == (4, 4, vf(1, trust=True))
+    assert rtnl.find_vf(reply, PF, 3) == (4, 4, vf(3, vlan=3))
+    assert rtnl.find_vf(reply, PF, 4) == (4, 4, None)
     # A VF whose decoding would fail is never decoded when not asked for.
     odd = link_reply(PF, 2, [vf_info_bytes(vf(0), proto=0x9100),
                              vf_info_bytes(vf(1))])
-    assert netlink.find_vf(odd, PF, 1) == (2, 2, vf(1))
+    assert rtnl.find_vf(odd, PF, 1) == (2, 2, vf(1))
 
 
 def test_find_vf_on_a_link_without_vfs():
-    assert netlink.find_vf(link_reply("veth0"), "veth0", 0) == (0, 0, None)
+    assert rtnl.find_vf(link_reply("veth0"), "veth0", 0) == (0, 0, None)
