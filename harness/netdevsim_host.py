@@ -75,8 +75,10 @@ class NetdevsimHost:
         self._configured = True
 
     def write_config(self) -> str:
-        """The same options as a config file, for a sriov-vif command or
-        the privsep daemon."""
+        """The same options as a config file.
+
+        For a sriov-vif command, or as the privsep daemon's config file.
+        """
         path = self._workdir / "sriov-vif.conf"
         path.write_text(f"[{config.GROUP}]\nsysfs_root = {self.tree.root}\n"
                         f"state_path = {self.state_path}\n")

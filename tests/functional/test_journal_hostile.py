@@ -206,8 +206,11 @@ def test_nova_creates_a_missing_state_path_private_all_the_way(host):
     top.mkdir(mode=0o777)
     top.chmod(0o777)
     missing = top / "sriov_vif" / "journal" / "state"
-    as_nova(lambda: (os.umask(0o022),
-                     journal.Journal(str(missing)).save(_record("x"))))
+    def save_as_nova():
+        os.umask(0o022)
+        journal.Journal(str(missing)).save(_record("x"))
+
+    as_nova(save_as_nova)
     for path in (top / "sriov_vif", top / "sriov_vif" / "journal", missing):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
         assert owner(path) == (NOVA_UID, NOVA_UID)

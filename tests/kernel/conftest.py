@@ -151,8 +151,10 @@ def daemon_tree(daemon_sysfs: DaemonSysfs
 @pytest.fixture(scope="session")
 def privsep_daemon(
         daemon_sysfs: DaemonSysfs) -> Iterator[priv_context.PrivContext]:
-    """The real privsep daemon of sriov_vif, started the deployment way,
-    resolving VFs under daemon_sysfs."""
+    """The real privsep daemon of sriov_vif, started the deployment way.
+
+    It resolves VFs under daemon_sysfs.
+    """
     with harness_privsep_daemon.started(
             privsep.vif_plug, config_file=daemon_sysfs.config_file) as ctx:
         yield ctx

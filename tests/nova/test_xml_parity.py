@@ -192,8 +192,9 @@ def _xml(driver, port: Port, variant: Variant) -> str:
                 ("Linux", "compute", "6.1.0", "", "x86_64"))
             conf = driver.get_config(instance, vif, image_meta, flavor,
                                      "kvm")
-        return etree.tostring(conf.format_dom(), encoding="unicode",
-                              pretty_print=True).strip()
+        xml: str = etree.tostring(conf.format_dom(), encoding="unicode",
+                                  pretty_print=True)
+        return xml.strip()
     finally:
         for name in variant.libvirt_options:
             CONF.clear_override(name, "libvirt")

@@ -111,7 +111,7 @@ def test_non_root_without_helper_command_says_what_to_do(
         tmp_path, capsys, conf, monkeypatch):
     tree = sysfs_tree.SysfsTree(str(tmp_path / "sys"))
     tree.add_pf(PF, ["enp129s0f0"], driver="ice", numvfs=4, totalvfs=8)
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 4242)
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)
     # no sudo to be found: oslo.privsep's default helper cannot start
     monkeypatch.setenv("PATH", str(tmp_path))
     privsep.vif_plug.stop()
@@ -132,7 +132,7 @@ def test_root_never_creates_a_missing_state_path(tmp_path, capsys, conf,
     vif = tmp_path / "vif.json"
     vif.write_text(_hostdev_json())
     argv = [str(vif) if arg == "VIF" else arg for arg in argv]
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(cli, "_start_privsep", lambda: None)
     status, _out, err = _run(capsys, "--config-file", conf, *argv)
     assert status == 1
@@ -143,7 +143,7 @@ def test_root_never_creates_a_missing_state_path(tmp_path, capsys, conf,
 
 def test_root_restore_all_on_a_missing_state_path_has_nothing_to_do(
         tmp_path, capsys, conf, monkeypatch):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(cli, "_start_privsep", lambda: None)
     status, out, err = _run(capsys, "--config-file", conf, "restore",
                             "--all")

@@ -17,6 +17,8 @@ kernel stores (a __u32), and identifiers with a trailing newline (which
 ``re.match`` with ``$`` lets through) on every path that validates input.
 """
 
+from typing import Any
+
 import os_vif.objects
 from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
@@ -93,7 +95,8 @@ def test_rates_past_u32_are_refused_by_the_profile(name):
 @pytest.mark.parametrize("name", ["min_tx_rate", "max_tx_rate"])
 def test_rates_past_u32_are_refused_by_validation(name):
     # both sides of privsep run this validation
-    rates = {"min_tx_rate": 0, "max_tx_rate": 0, name: U32_MAX + 1}
+    rates: dict[str, Any] = {"min_tx_rate": 0, "max_tx_rate": 0,
+                             name: U32_MAX + 1}
     with pytest.raises(exception.InvalidVFSetting, match=name):
         vf_state.validate_settings(vf_state.VFSettings(**rates))
     rates[name] = U32_MAX

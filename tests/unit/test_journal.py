@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ ADDRESS = "0000:81:10.2"
 
 
 def _record(**kw):
-    fields = dict(
+    fields: dict[str, Any] = dict(
         pci_address=ADDRESS, pf_pci_address="0000:81:00.0",
         pf_ifname="enp129s0f0", vf_index=2,
         owner=journal.Owner("vif-1", "inst-uuid", "instance-0001"),
@@ -168,7 +169,7 @@ def test_unreadable_record_is_an_error_not_corruption(tmp_path,
             raise PermissionError(13, "Permission denied")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(journal.os, "open", denied)
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(exception.JournalError, match="Permission denied"):
         j.load(ADDRESS)
     monkeypatch.undo()

@@ -197,7 +197,7 @@ def test_a_short_write_is_completed(state, monkeypatch):
     def short(fd, data):
         return real_write(fd, bytes(data[:7]))
 
-    monkeypatch.setattr(journal.os, "write", short)
+    monkeypatch.setattr(os, "write", short)
     j = journal.Journal(str(state))
     j.save(_record())
     monkeypatch.undo()
@@ -220,7 +220,7 @@ def test_a_failed_write_keeps_the_good_record(state, monkeypatch, failure):
             return 0
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(journal.os, "write", failing)
+    monkeypatch.setattr(os, "write", failing)
     with pytest.raises(exception.JournalError, match=ADDRESS):
         j.save(_record(changed=("mac", "trust", "vlan")))
     monkeypatch.undo()

@@ -26,6 +26,7 @@ import dataclasses
 import errno
 import logging
 import struct
+from typing import Any
 
 import msgpack
 from oslo_config import cfg
@@ -177,7 +178,8 @@ class FakeKernel:
     def __init__(self, vfs=(), links=(PF,), num_vfs=None):
         self.vfs = {state.index: state for state in vfs}
         self.num_vfs = len(self.vfs) if num_vfs is None else num_vfs
-        self.links = {name: {"mac": "52:54:00:00:00:01", "up": False}
+        self.links: dict[str, dict[str, Any]] = {
+            name: {"mac": "52:54:00:00:00:01", "up": False}
                       for name in links}
         self.refuse = {}
         self.refuse_always = False
@@ -339,7 +341,7 @@ def wire(value):
 def vlan_info_entries(data):
     """The IFLA_VF_VLAN_INFO payloads in an encoded RTM_SETLINK."""
     _header, _ifi, attrs = parse_link_message(data)
-    entries = []
+    entries: list[bytes] = []
     for kind, vfinfo_list in attrs:
         if kind != IFLA_VFINFO_LIST:
             continue

@@ -378,7 +378,8 @@ def test_bad_arguments_fail_before_the_daemon(daemon, kwargs, error):
         make_vf(0), pci_address="../../x")),
     lambda: vf_config.netdev_state(make_vf(0), ""),
     lambda: vf_config.set_netdev(make_vf(0), "m0", mac="00:00:00:00:00:00"),
-    lambda: vf_config.set_netdev(make_vf(0), "m0", up="yes"),
+    lambda: vf_config.set_netdev(
+        make_vf(0), "m0", up="yes"),  # type: ignore[arg-type]
 ])
 def test_bad_reads_and_netdev_changes_fail_before_the_daemon(daemon, call):
     with pytest.raises((exception.InvalidInterfaceName,
