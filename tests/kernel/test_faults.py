@@ -41,8 +41,8 @@ from sriov_vif import objects
 REPO = Path(__file__).resolve().parents[2]
 NUMVFS = 6
 PF_ADDRESS = "0000:84:00.0"
-MAX_ROUNDS = int(os.environ.get("SRIOV_VIF_FAULT_ROUNDS", "8"))
-BUDGET_SECONDS = float(os.environ.get("SRIOV_VIF_FAULT_BUDGET", "40"))
+MAX_ROUNDS = int(os.environ.get("SRIOV_VIF_FAULT_ROUNDS", "6"))
+BUDGET_SECONDS = float(os.environ.get("SRIOV_VIF_FAULT_BUDGET", "20"))
 
 
 def _ip(*args: str) -> None:
