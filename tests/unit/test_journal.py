@@ -142,21 +142,6 @@ def test_lock_excludes_other_processes(tmp_path):
     assert out == "locked\n" and other.returncode == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_root_hands_its_files_to_the_directory_owner(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    os.chown(state, 65534, 65534)  # nova-compute's user, say
-    j = journal.Journal(str(state))
-    j.save(_record())
-    with j.locked(ADDRESS):
-        pass
-    for path in (state / (ADDRESS + ".json"), state / "locks",
-                 state / "locks" / (ADDRESS + ".lock")):
-        assert (os.stat(path).st_uid, os.stat(path).st_gid) == (
-            65534, 65534), path
-
-
 def test_unreadable_record_is_an_error_not_corruption(tmp_path,
                                                       monkeypatch):
     j = journal.Journal(str(tmp_path))
