@@ -75,13 +75,20 @@ def _holds_open(pid, path):
         return False
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_waiting_for_a_lock_is_one_line(tmp_path, conf):
     state = journal.Journal(str(tmp_path / "state"))
     lock = str(tmp_path / "state" / "locks" / (VF + ".lock"))
     with state.locked(VF):
+        # A shell starts background jobs with SIGINT ignored, and Python
+        # keeps an ignored SIGINT: give the command an operator's.
         proc = subprocess.Popen(
             [sys.executable, "-c", NO_DAEMON, "--config-file", conf,
-             "restore", VF], cwd=REPO, stderr=subprocess.PIPE, text=True)
+             "restore", VF], cwd=REPO, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_default_sigint)
         try:
             deadline = time.monotonic() + 60
             while not _holds_open(proc.pid, lock):
