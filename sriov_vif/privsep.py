@@ -29,12 +29,19 @@ from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
 PRIVILEGED_MODULE = "sriov_vif.privileged"
+# Seconds a call may wait for the daemon's answer. When the daemon dies
+# with a request outstanding, oslo.privsep's reader thread can die with it
+# and never wake the caller: without a bound, a plug (and nova-compute's
+# thread) would wait forever (seen in the kernel tier's SIGKILL test). One
+# netlink request takes milliseconds, a few seconds under emulation.
+CALL_TIMEOUT = 30.0
 
 vif_plug = priv_context.PrivContext(
     PRIVILEGED_MODULE,
     cfg_section="sriov_vif_privileged",
     pypath=__name__ + ".vif_plug",
     capabilities=[caps.CAP_NET_ADMIN],
+    timeout=CALL_TIMEOUT,
 )
 
 # The daemon imports the entrypoints (and everything they use) here, as

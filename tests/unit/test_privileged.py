@@ -938,3 +938,10 @@ def test_find_vf_decodes_only_the_vf_asked_for_by_its_struct_index():
 
 def test_find_vf_on_a_link_without_vfs():
     assert rtnl.find_vf(link_reply("veth0"), "veth0", 0) == (0, 0, None)
+
+
+def test_a_call_never_waits_forever_for_a_dead_daemon():
+    # oslo.privsep's reader thread can die with the daemon and leave the
+    # caller waiting: every call is bounded.
+    assert privsep.vif_plug.timeout == privsep.CALL_TIMEOUT
+    assert 0 < privsep.CALL_TIMEOUT <= 60
