@@ -363,19 +363,25 @@ def test_vlan_list_entry_has_the_kernels_16_bytes():
                      + struct.pack(">H", 0x88A8) + b"\0\0")
 
 
-def test_pyroute2_itself_is_left_with_its_14_bytes():
-    # Build ours first, then pyroute2's own: our fix must not have leaked
-    # into pyroute2's classes, which other code in nova-compute uses.
-    encode(rtnl.build_set_vf_message(PF, 3, VFSettings(
-        vlan=100, qos=5, vlan_proto="802.1ad")))
+def _pyroute2_vlan_message(vf_index):
+    """pyroute2's own RTM_SETLINK for an 802.1ad VLAN, unfixed struct."""
     plain = ifinfmsg()
     plain["index"] = 0
     plain["attrs"] = [("IFLA_IFNAME", PF), ("IFLA_VFINFO_LIST", {"attrs": [
         ("IFLA_VF_INFO", {"attrs": [("IFLA_VF_VLAN_LIST", {"attrs": [
             ("IFLA_VF_VLAN_INFO",
-             {"vf": 3, "vlan": 100, "qos": 5, "proto": 0x88A8}),
+             {"vf": vf_index, "vlan": 100, "qos": 5, "proto": 0x88A8}),
         ]})]}),
     ]})]
+    return plain
+
+
+def test_pyroute2_itself_is_left_with_its_14_bytes():
+    # Build ours first, then pyroute2's own: our fix must not have leaked
+    # into pyroute2's classes, which other code in nova-compute uses.
+    encode(rtnl.build_set_vf_message(PF, 3, VFSettings(
+        vlan=100, qos=5, vlan_proto="802.1ad")))
+    plain = _pyroute2_vlan_message(vf_index=3)
 
     (entry,) = vlan_info_entries(encode(plain))
 
@@ -389,14 +395,7 @@ def test_fake_kernel_refuses_the_unfixed_encoding_as_linux_does():
     # The check the 16-byte test guards against, on the fake: the same
     # rule as do_setvfinfo() (nla_len < sizeof(struct ifla_vf_vlan_info)).
     fake = FakeKernel(vfs=[vf(0)])
-    plain = ifinfmsg()
-    plain["index"] = 0
-    plain["attrs"] = [("IFLA_IFNAME", PF), ("IFLA_VFINFO_LIST", {"attrs": [
-        ("IFLA_VF_INFO", {"attrs": [("IFLA_VF_VLAN_LIST", {"attrs": [
-            ("IFLA_VF_VLAN_INFO",
-             {"vf": 0, "vlan": 100, "qos": 5, "proto": 0x88A8}),
-        ]})]}),
-    ]})]
+    plain = _pyroute2_vlan_message(vf_index=0)
     with pytest.raises(NetlinkError) as err:
         fake.handle(encode(plain), RTM_SETLINK)
     assert err.value.code == errno.EINVAL
