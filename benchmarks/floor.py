@@ -117,9 +117,9 @@ def set_vf_with_rtnl(pf_ifname: str, vf_index: int, mac: str, vlan: int,
                      trust: bool) -> float:
     """The same request through sriov_vif.rtnl's transport; milliseconds.
 
-    A session of pyroute2's AsyncIPRoute on a private event loop, as each
-    of sriov-vif's entrypoints opens one: the difference from set_vf is
-    what that transport costs beyond the netlink request itself.
+    One rtnl.session(), as each of sriov-vif's entrypoints opens one,
+    whatever that transport is in the installed version: the difference
+    from set_vf is what it costs beyond the netlink request itself.
     """
     started = time.perf_counter()
     with rtnl.session() as session:

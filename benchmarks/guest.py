@@ -414,7 +414,7 @@ class Bench:
         each floor pair, what its parts and their alternatives cost: an
         empty round trip, the same RTM_SETLINK through sriov_vif.rtnl's
         transport (writing the values the VF has), the VF's lookup in
-        sysfs.
+        sysfs, the journal's lock and look-up of a record.
         """
         times: dict[str, list[float]] = {
             f"{path}_{op}_ms": [] for path in ("ours", "legacy", "floor")
@@ -422,7 +422,8 @@ class Bench:
         parts: dict[str, list[float]] = {
             name: [] for name in ("save_ms", "remove_ms", "setlink_call_ms",
                                   "setlink_ms", "empty_trip_ms",
-                                  "rtnl_setlink_ms", "find_vf_ms")}
+                                  "rtnl_setlink_ms", "find_vf_ms",
+                                  "lock_load_ms")}
         measured: dict[str, list[float]] | None = None
         paths = [("ours", self.plug, self.unplug),
                  ("legacy", self.legacy_plug, self.legacy_unplug),
@@ -450,16 +451,27 @@ class Bench:
                 original.trust)
             lookup = _timed(functools.partial(
                 discovery.find_vf, self.sysfs_root, address))
+            locked = _timed(functools.partial(self._lock_and_load, address))
             if iteration:
                 parts["empty_trip_ms"].append(empty)
                 parts["rtnl_setlink_ms"].append(rtnl_ms)
                 parts["find_vf_ms"].append(lookup)
+                parts["lock_load_ms"].append(locked)
         # Each cycle compares with the table before it: this catches what
         # the extra requests between cycles might have changed.
         self.check_restored(f"round trips on {self.filesystem}", 8,
                             self.originals(8))
         return {"iterations": iterations, "pf_vfs": 8, **times,
                 "parts": parts}
+
+    def _lock_and_load(self, address: str) -> None:
+        """A plug's other journal work: the VF's lock, the record looked up.
+
+        There is none: the floor's unplug removed it.
+        """
+        assert self.floor_journal is not None
+        with self.floor_journal.locked(address):
+            self.floor_journal.load(address)
 
     def originals(self, numvfs: int) -> Table:
         """The PF's VF table as it was before the first plug."""
