@@ -72,6 +72,7 @@ from sriov_vif import journal
 from sriov_vif import objects
 from sriov_vif import plugin
 from sriov_vif import privsep
+from sriov_vif import rtnl
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PF_SIZES: Final = (8, 64, 256)
@@ -414,7 +415,8 @@ class Bench:
         each floor pair, what its parts and their alternatives cost: an
         empty round trip, the same RTM_SETLINK through sriov_vif.rtnl's
         transport (writing the values the VF has), the VF's lookup in
-        sysfs, the journal's lock and look-up of a record.
+        sysfs, the journal's lock and look-up of a record, one read of
+        the VF through sriov_vif.rtnl in this process.
         """
         times: dict[str, list[float]] = {
             f"{path}_{op}_ms": [] for path in ("ours", "legacy", "floor")
@@ -423,7 +425,7 @@ class Bench:
             name: [] for name in ("save_ms", "remove_ms", "setlink_call_ms",
                                   "setlink_ms", "empty_trip_ms",
                                   "rtnl_setlink_ms", "find_vf_ms",
-                                  "lock_load_ms")}
+                                  "lock_load_ms", "rtnl_read_ms")}
         measured: dict[str, list[float]] | None = None
         paths = [("ours", self.plug, self.unplug),
                  ("legacy", self.legacy_plug, self.legacy_unplug),
@@ -452,11 +454,14 @@ class Bench:
             lookup = _timed(functools.partial(
                 discovery.find_vf, self.sysfs_root, address))
             locked = _timed(functools.partial(self._lock_and_load, address))
+            read = _timed(functools.partial(_read_vf, place.pf_ifname,
+                                            place.index))
             if iteration:
                 parts["empty_trip_ms"].append(empty)
                 parts["rtnl_setlink_ms"].append(rtnl_ms)
                 parts["find_vf_ms"].append(lookup)
                 parts["lock_load_ms"].append(locked)
+                parts["rtnl_read_ms"].append(read)
         # Each cycle compares with the table before it: this catches what
         # the extra requests between cycles might have changed.
         self.check_restored(f"round trips on {self.filesystem}", 8,
@@ -521,15 +526,15 @@ class Bench:
     def scale(self, plugs: int) -> dict[str, Any]:
         """Plugs spread over each PF's VFs, the PFs taken in turns.
 
-        The floor plugs the same VF after sriov-vif, and the kernel is
-        asked once for the VF table (RTM_GETLINK, every VF, not
-        decoded), to tell what grows with the PF from what sriov-vif
-        adds.
+        The floor plugs the same VF after sriov-vif, the kernel is asked
+        once for the VF table (RTM_GETLINK, every VF, not decoded) and
+        the VF is read once through sriov_vif.rtnl, to tell what grows
+        with the PF in the kernel from what grows in sriov-vif.
         """
         times: dict[str, dict[str, list[float]]] = {
             str(n): {"plug_ms": [], "unplug_ms": [], "vfs": [],
                      "floor_plug_ms": [], "floor_unplug_ms": [],
-                     "table_read_ms": []}
+                     "table_read_ms": [], "rtnl_read_ms": []}
             for n in PF_SIZES}
         for step in range(plugs):
             order = PF_SIZES[step % 3:] + PF_SIZES[:step % 3]
@@ -549,6 +554,8 @@ class Bench:
                 entry["table_read_ms"].append(_timed(
                     functools.partial(rtnl_readback.vf_table_reply,
                                       self.pfs[numvfs])))
+                entry["rtnl_read_ms"].append(_timed(functools.partial(
+                    _read_vf, self.pfs[numvfs], index)))
         return times
 
     def parallel(self, count: int) -> dict[str, Any]:
@@ -620,6 +627,16 @@ class Bench:
                 result[str(count)].append(
                     {"ms": elapsed, "trips": dict(made)})
         return result
+
+
+def _read_vf(pf_ifname: str, index: int) -> None:
+    """One VF read through sriov_vif.rtnl, as a plug reads it.
+
+    A session, the PF's RTM_GETLINK with its VFs, that VF decoded;
+    reading needs no privilege.
+    """
+    with rtnl.session() as session:
+        rtnl.read_one(session, pf_ifname, index)
 
 
 @contextlib.contextmanager

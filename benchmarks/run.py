@@ -229,7 +229,12 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "then removes the record (the journal write an unplug makes). "
         "Its parts are timed inside each floor operation; the empty "
         "round trip, the same RTM_SETLINK through sriov_vif.rtnl's "
-        "transport and the sysfs lookup are timed once per round.",
+        "transport, the VF's lookup in sysfs, the journal's lock and "
+        "record look-up and one VF read through sriov_vif.rtnl in the "
+        "benchmark's process are timed once per round. The targets table "
+        "adds up those a plug or unplug makes beyond the floor (counted, "
+        "or as the design makes them) and gives what they leave "
+        "unexplained as the rest.",
         f"Round trips: {roundtrip['iterations']} rounds per filesystem "
         "on VF 1 of the 8-VF PF, each round a plug and unplug of "
         "sriov-vif, nova legacy and the floor, the order rotating every "
@@ -249,11 +254,17 @@ def _notes(results: dict[str, Any]) -> list[str]:
            if idle == 0 else
            "requests from other processes: the counts may include some "
            "of theirs."),
+        "Scale: the plugs spread over each PF's VFs; beside each, the "
+        "floor's plug of the same VF, the kernel's answer to an "
+        "RTM_GETLINK of the VF table (not decoded, "
+        "harness/rtnl_readback.py) and one VF read through "
+        "sriov_vif.rtnl.",
         "Restore: 1, 64 or 256 VFs spread over the 256-VF PF are plugged "
         "one by one with os_vif.plug, then one ``SriovPlugin.restore()`` "
         "without arguments (what ``sriov-vif restore --all`` calls) is "
         "timed; the PF must read back as before and the journal must be "
-        "empty.",
+        "empty. On tmpfs only 1 and 256 are measured: the plugs that "
+        "set a restore up cost time.",
         "Every plug is read back (MAC, VLAN, trust of the plugged VF, "
         "every other VF unchanged) with an rtnetlink reader that shares "
         "no code with sriov-vif (harness/rtnl_readback.py), and "
