@@ -17,11 +17,20 @@ One guest, one host set up the way the kernel test tier sets one up:
 netdevsim PFs with 8, 64 and 256 VFs (the kernel's VF table and its
 netlink are real), a sysfs-shaped tree that gives their VFs PCI addresses
 (netdevsim VFs have none), the plugin loaded by os_vif.initialize(), and
-two real privsep daemons started by privsep-helper: sriov-vif's and the
-one of the nova legacy path (benchmarks.legacy). Every plug is read back
-with an rtnetlink reader that shares no code with sriov-vif
-(harness/rtnl_readback.py) and every unplug must give back the VF
-table as it was; a VF that differs is a failure, whatever the timings.
+three real privsep daemons started by privsep-helper: sriov-vif's, the
+one of the nova legacy path (benchmarks.legacy) and the one of the floor
+(benchmarks.floor). The journal lives first on the guest's tmpfs, then on
+an ext4 filesystem of a disk the host gives the guest (run.py), with
+sriov-vif's daemon restarted on the same configuration. Every plug is
+read back with an rtnetlink reader that shares no code with sriov-vif
+(harness/rtnl_readback.py) and every unplug and restore must give back
+the VF table as it was; a VF that differs is a failure, whatever the
+timings.
+
+Only the library's public behaviour is used (os_vif.plug and unplug,
+SriovPlugin.restore, the privsep context sriov_vif.privsep.vif_plug),
+so the same runner measures whichever version of the library is
+installed.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import functools
 import os
 from pathlib import Path
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,18 +55,33 @@ import os_vif
 from os_vif.objects import instance_info as osv_instance_info
 from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
+from oslo_config import cfg
 
+from benchmarks import floor
 from benchmarks import legacy
 from benchmarks import nlcount
+from benchmarks import tripcount
 from benchmarks import xmlrate
+from harness import kernel_guest
 from harness import netdevsim_host
 from harness import privsep_daemon
 from harness import rtnl_readback
+from sriov_vif import config
+from sriov_vif import discovery
+from sriov_vif import journal
 from sriov_vif import objects
+from sriov_vif import plugin
 from sriov_vif import privsep
+from sriov_vif import rtnl
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PF_SIZES: Final = (8, 64, 256)
+# Restores are measured where a compute node keeps its journal, on disk;
+# on tmpfs only the two ends, to tell the journal's share (every plug the
+# set-up needs costs time).
+RESTORE_SIZES: Final = {"tmpfs": (1, 256), "disk": (1, 64, 256)}
+# Restores of one VF cost little: more of them steady the denominator.
+RESTORE_ONE_REPEATS: Final = 3
 # Well away from the ids the kernel tests and the demo use.
 _DEV_IDS: Final = {8: 381, 64: 382, 256: 383}
 _PF_ADDRESSES: Final = {8: "0000:81:00.0", 64: "0000:82:00.0",
@@ -67,6 +92,9 @@ _IDLE_SECONDS: Final = 1.0
 _VF: Final = 1
 _INSTANCE: Final = osv_instance_info.InstanceInfo(
     uuid="0be0c000-0000-4000-8000-000000000001", name="instance-bench")
+# The two filesystems the journal is measured on.
+TMPFS: Final = "tmpfs"
+DISK: Final = "disk"
 
 Table = dict[int, rtnl_readback.VFReading]
 
@@ -77,6 +105,7 @@ class Settings:
     scale_plugs: int
     parallel: int
     count_repeats: int
+    restore_repeats: int
     xml_batches: int
     xml_seconds: float
 
@@ -104,6 +133,15 @@ class Port:
             port_profile=objects.VIFPortProfileSRIOV(trusted=self.trusted))
 
 
+@dataclasses.dataclass(frozen=True)
+class VFPlace:
+    """Where a VF is: its PF netdev, index, and state before any plug."""
+
+    pf_ifname: str
+    index: int
+    original: rtnl_readback.VFReading
+
+
 def _progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
@@ -126,18 +164,46 @@ def _comparable(vf: rtnl_readback.VFReading) -> rtnl_readback.VFReading:
     return vf
 
 
+def filesystem_of(path: str, mounts: str) -> tuple[str, str]:
+    """(type, source) of the filesystem path is on, from /proc/mounts.
+
+    The mount whose point is the longest prefix of path; the page names
+    what the journal was really on rather than what it was meant to be.
+    """
+    best = ("", "", "")
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        source, point, fstype = fields[:3]
+        point = point.replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[1]):
+            best = (source, point, fstype)
+    if not best[1]:
+        raise ValueError(f"no mount in the table holds {path}")
+    return best[2], best[0]
+
+
 class Bench:
-    """The guest's PFs, tree, daemons, and the checks after each step."""
+    """The guest's PFs, tree, daemons, journals, and the checks."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.failures: list[str] = []
         self.pfs: dict[int, str] = {}
         self.addresses: dict[int, list[str]] = {}
+        self.places: dict[str, VFPlace] = {}
         self.sysfs_root = ""
         self._serial = 0
         self.host = netdevsim_host.NetdevsimHost(workdir)
-        self._daemons = contextlib.ExitStack()
+        self._stack = contextlib.ExitStack()
+        self._ours = contextlib.ExitStack()
+        self.journals: dict[str, dict[str, str]] = {}
+        self.filesystem = TMPFS
+        self.floor_journal: journal.Journal | None = None
+        self.record: journal.VFRecord | None = None
+        self.plugin: plugin.SriovPlugin | None = None
 
     # Set-up.
 
@@ -148,25 +214,82 @@ class Bench:
                                      numvfs)
             self.pfs[numvfs] = built.ifnames[0]
             self.addresses[numvfs] = [vf.pci_address for vf in built.vfs]
+            table = self.table(numvfs)
+            for vf in built.vfs:
+                self.places[vf.pci_address] = VFPlace(
+                    built.ifnames[0], vf.index, table[vf.index])
         self.sysfs_root = self.host.tree.root
         self.host.configure_plugin()
+        # What `sriov-vif restore --all` builds and calls.
+        self.plugin = plugin.SriovPlugin(cfg.CONF[config.GROUP])
+
+    def mount_journals(self) -> None:
+        """A tmpfs, and the ext4 of the disk run.py gave the guest.
+
+        The guest's /tmp is an overlay; the tmpfs is mounted here so that
+        the first journal is on nothing else.
+        """
+        subprocess.run(["modprobe", "ext4"], check=False,
+                       capture_output=True)
+        mounts = {TMPFS: ("tmpfs", "tmpfs"),
+                  DISK: ("ext4", kernel_guest.guest_disk(0))}
+        for name, (fstype, device) in mounts.items():
+            mountpoint = self.workdir / name
+            mountpoint.mkdir()
+            subprocess.run(["mount", "-t", fstype, device, str(mountpoint)],
+                           check=True)
+            self._stack.callback(subprocess.run,
+                                 ["umount", str(mountpoint)], check=False)
+        table = Path("/proc/mounts").read_text()
+        for name, (want, _device) in mounts.items():
+            base = self.workdir / name
+            fstype, source = filesystem_of(str(base), table)
+            if fstype != want:
+                raise RuntimeError(f"{base} is {fstype}, not {want}")
+            self.journals[name] = {
+                "state_path": str(base / "state"),
+                "floor_path": str(base / "floor-journal"),
+                "fstype": fstype, "source": source}
+            # Made as a deployment makes it: as root, sriov-vif refuses
+            # to create it.
+            os.makedirs(self.journals[name]["state_path"], mode=0o700)
 
     def start_daemons(self) -> None:
-        """Both privsep daemons, as a deployment starts them."""
-        # The legacy daemon imports benchmarks.legacy by name; both would
+        """The legacy and floor daemons, then sriov-vif's."""
+        # The benchmark daemons import benchmarks.* by name; all would
         # relay eventlet's import-time deprecation warning as log lines.
-        # sriov-vif's finds VFs under the sysfs_root of its config file.
         config_file = self.host.write_config()
-        for context in (privsep.vif_plug, legacy.legacy_pctxt):
-            self._daemons.enter_context(privsep_daemon.started(
+        for context in (legacy.legacy_pctxt, floor.floor_pctxt):
+            self._stack.enter_context(privsep_daemon.started(
                 context, config_file, PYTHONWARNINGS="ignore",
                 PYTHONPATH=str(REPO)))
+        self.use_journal(TMPFS)
+
+    def use_journal(self, name: str) -> None:
+        """Put the plugin's journal (and the floor's) on filesystem name.
+
+        sriov-vif's daemon is started again on a configuration file naming
+        the same state_path, as a deployment's would be.
+        """
+        self._ours.close()
+        self.filesystem = name
+        self.host.state_path = self.journals[name]["state_path"]
+        cfg.CONF.set_override("state_path", self.host.state_path,
+                              config.GROUP)
+        self.floor_journal = journal.Journal(
+            self.journals[name]["floor_path"])
+        # sriov-vif's daemon finds VFs under the sysfs_root of its
+        # config file.
+        self._ours.enter_context(privsep_daemon.started(
+            privsep.vif_plug, self.host.write_config(),
+            PYTHONWARNINGS="ignore", PYTHONPATH=str(REPO)))
 
     def stop(self) -> None:
-        self._daemons.close()
+        self._ours.close()
+        self._stack.close()
         self.host.release()
 
-    # Ports and the two ways of plugging them.
+    # Ports and the three ways of plugging them.
 
     def port(self, numvfs: int, index: int, vlan: int,
              trusted: bool = True) -> Port:
@@ -188,6 +311,53 @@ class Bench:
 
     def legacy_unplug(self, port: Port) -> None:
         legacy.unplug(self.sysfs_root, port.address)
+
+    def take_record(self) -> None:
+        """A journal record as a plug writes it, for the floor to save."""
+        port = self.port(8, _VF, vlan=99)
+        before = self.table(8)
+        self.plug(port)
+        self.check_plugged("record sample plug", 8, {_VF: port}, before)
+        self.record = journal.Journal(self.host.state_path).load(
+            port.address)
+        self.unplug(port)
+        self.check_restored("record sample unplug", 8, before)
+        if self.record is None:
+            raise RuntimeError(f"a plug of {port.address} left no journal "
+                               f"record in {self.host.state_path}")
+
+    def floor_plug(self, port: Port,
+                   parts: dict[str, list[float]] | None = None) -> None:
+        """Journal first, then one round trip carrying one RTM_SETLINK."""
+        assert self.record is not None and self.floor_journal is not None
+        place = self.places[port.address]
+        started = time.perf_counter()
+        self.floor_journal.save(self.record)
+        saved = time.perf_counter()
+        netlink_ms = floor.set_vf(place.pf_ifname, place.index, port.mac,
+                                  port.vlan, port.trusted)
+        if parts is not None:
+            parts["save_ms"].append((saved - started) * 1000)
+            parts["setlink_call_ms"].append(
+                (time.perf_counter() - saved) * 1000)
+            parts["setlink_ms"].append(netlink_ms)
+
+    def floor_unplug(self, port: Port,
+                     parts: dict[str, list[float]] | None = None) -> None:
+        """One round trip putting the VF back, then the record's removal."""
+        assert self.record is not None and self.floor_journal is not None
+        place = self.places[port.address]
+        original = place.original
+        started = time.perf_counter()
+        netlink_ms = floor.set_vf(place.pf_ifname, place.index,
+                                  original.mac, original.vlan,
+                                  original.trust)
+        sent = time.perf_counter()
+        self.floor_journal.remove(self.record.pci_address)
+        if parts is not None:
+            parts["setlink_call_ms"].append((sent - started) * 1000)
+            parts["setlink_ms"].append(netlink_ms)
+            parts["remove_ms"].append((time.perf_counter() - sent) * 1000)
 
     # Read-back.
 
@@ -239,66 +409,153 @@ class Bench:
     # Scenarios.
 
     def roundtrips(self, iterations: int) -> dict[str, Any]:
-        """Interleaved, alternating who goes first; the first pair warms."""
+        """sriov-vif, nova legacy and the floor, interleaved.
+
+        The order rotates every pair; the first pair warms up. Beside
+        each floor pair, what its parts and their alternatives cost: an
+        empty round trip, the same RTM_SETLINK through sriov_vif.rtnl's
+        transport (writing the values the VF has), the VF's lookup in
+        sysfs, the journal's lock and look-up of a record, one read of
+        the VF through sriov_vif.rtnl in this process.
+        """
         times: dict[str, list[float]] = {
-            "ours_plug_ms": [], "ours_unplug_ms": [],
-            "legacy_plug_ms": [], "legacy_unplug_ms": []}
+            f"{path}_{op}_ms": [] for path in ("ours", "legacy", "floor")
+            for op in ("plug", "unplug")}
+        parts: dict[str, list[float]] = {
+            name: [] for name in ("save_ms", "remove_ms", "setlink_call_ms",
+                                  "setlink_ms", "empty_trip_ms",
+                                  "rtnl_setlink_ms", "find_vf_ms",
+                                  "lock_load_ms", "rtnl_read_ms")}
+        measured: dict[str, list[float]] | None = None
         paths = [("ours", self.plug, self.unplug),
-                 ("legacy", self.legacy_plug, self.legacy_unplug)]
+                 ("legacy", self.legacy_plug, self.legacy_unplug),
+                 ("floor",
+                  lambda p: self.floor_plug(p, measured),
+                  lambda p: self.floor_unplug(p, measured))]
+        address = self.addresses[8][_VF]
+        place = self.places[address]
+        original = place.original
         for iteration in range(iterations + 1):
-            for name, plug, unplug in (paths if iteration % 2
-                                       else paths[::-1]):
+            # Parts of the warm-up pair are thrown away below.
+            measured = parts if iteration else None
+            shift = iteration % len(paths)
+            for name, plug, unplug in paths[shift:] + paths[:shift]:
                 port = self.port(8, _VF, vlan=100 + iteration)
                 plug_ms, unplug_ms = self.cycle(
-                    f"round trip {iteration} ({name})", port, 8, _VF,
-                    plug, unplug)
+                    f"round trip {iteration} on {self.filesystem} "
+                    f"({name})", port, 8, _VF, plug, unplug)
                 if iteration:
                     times[f"{name}_plug_ms"].append(plug_ms)
                     times[f"{name}_unplug_ms"].append(unplug_ms)
-        return {"iterations": iterations, "pf_vfs": 8, **times}
+            empty = _timed(floor.nothing)
+            rtnl_ms = floor.set_vf_with_rtnl(
+                place.pf_ifname, place.index, original.mac, original.vlan,
+                original.trust)
+            lookup = _timed(functools.partial(
+                discovery.find_vf, self.sysfs_root, address))
+            locked = _timed(functools.partial(self._lock_and_load, address))
+            read = _timed(functools.partial(_read_vf, place.pf_ifname,
+                                            place.index))
+            if iteration:
+                parts["empty_trip_ms"].append(empty)
+                parts["rtnl_setlink_ms"].append(rtnl_ms)
+                parts["find_vf_ms"].append(lookup)
+                parts["lock_load_ms"].append(locked)
+                parts["rtnl_read_ms"].append(read)
+        # Each cycle compares with the table before it: this catches what
+        # the extra requests between cycles might have changed.
+        self.check_restored(f"round trips on {self.filesystem}", 8,
+                            self.originals(8))
+        return {"iterations": iterations, "pf_vfs": 8, **times,
+                "parts": parts}
 
-    def netlink_counts(self, repeats: int) -> dict[str, Any]:
+    def _lock_and_load(self, address: str) -> None:
+        """A plug's other journal work: the VF's lock, the record looked up.
+
+        There is none: the floor's unplug removed it.
+        """
+        assert self.floor_journal is not None
+        with self.floor_journal.locked(address):
+            self.floor_journal.load(address)
+
+    def originals(self, numvfs: int) -> Table:
+        """The PF's VF table as it was before the first plug."""
+        return {self.places[a].index: self.places[a].original
+                for a in self.addresses[numvfs]}
+
+    def counts(self, repeats: int) -> dict[str, Any]:
+        """rtnetlink requests (nlmon) and privileged round trips.
+
+        Round trips are counted at oslo.privsep's client end of the three
+        daemons; each path should only reach its own.
+        """
         counter = nlcount.RtnlRequestCounter(_NLMON)
+        contexts = (privsep.vif_plug, legacy.legacy_pctxt,
+                    floor.floor_pctxt)
         try:
             idle = counter.count(lambda: time.sleep(_IDLE_SECONDS))
-            counts: dict[str, dict[str, list[dict[str, int]]]] = {
-                "ours": {"plug": [], "unplug": []},
-                "legacy": {"plug": [], "unplug": []}}
+            netlink: dict[str, dict[str, list[dict[str, int]]]] = {}
+            trips: dict[str, dict[str, list[dict[str, int]]]] = {}
             paths = [("ours", self.plug, self.unplug),
-                     ("legacy", self.legacy_plug, self.legacy_unplug)]
+                     ("legacy", self.legacy_plug, self.legacy_unplug),
+                     ("floor", self.floor_plug, self.floor_unplug)]
+            for name, _plug, _unplug in paths:
+                netlink[name] = {"plug": [], "unplug": []}
+                trips[name] = {"plug": [], "unplug": []}
             for repeat in range(repeats):
                 for name, plug, unplug in paths:
                     port = self.port(8, _VF, vlan=300 + repeat)
                     before = self.table(8)
-                    counts[name]["plug"].append(dict(
-                        counter.count(functools.partial(plug, port))))
-                    self.check_plugged(f"counted {name} plug", 8,
-                                       {_VF: port}, before)
-                    counts[name]["unplug"].append(dict(
-                        counter.count(functools.partial(unplug, port))))
+                    for op, action in (("plug", plug), ("unplug", unplug)):
+                        with tripcount.counting(contexts) as made:
+                            requests = counter.count(
+                                functools.partial(action, port))
+                        netlink[name][op].append(dict(requests))
+                        trips[name][op].append(dict(made))
+                        if op == "plug":
+                            self.check_plugged(f"counted {name} plug", 8,
+                                               {_VF: port}, before)
                     self.check_restored(f"counted {name} unplug", 8, before)
         finally:
             counter.close()
-        return {"method": "nlmon", "idle_seconds": _IDLE_SECONDS,
-                "idle": dict(idle), "repeats": repeats, **counts}
+        return {"netlink": {"method": "nlmon", "idle_seconds": _IDLE_SECONDS,
+                            "idle": dict(idle), "repeats": repeats,
+                            **netlink},
+                "trips": {"repeats": repeats, **trips}}
 
     def scale(self, plugs: int) -> dict[str, Any]:
-        """Plugs spread over each PF's VFs, the PFs taken in turns."""
+        """Plugs spread over each PF's VFs, the PFs taken in turns.
+
+        The floor plugs the same VF after sriov-vif, the kernel is asked
+        once for the VF table (RTM_GETLINK, every VF, not decoded) and
+        the VF is read once through sriov_vif.rtnl, to tell what grows
+        with the PF in the kernel from what grows in sriov-vif.
+        """
         times: dict[str, dict[str, list[float]]] = {
-            str(n): {"plug_ms": [], "unplug_ms": [], "vfs": []}
+            str(n): {"plug_ms": [], "unplug_ms": [], "vfs": [],
+                     "floor_plug_ms": [], "floor_unplug_ms": [],
+                     "table_read_ms": [], "rtnl_read_ms": []}
             for n in PF_SIZES}
         for step in range(plugs):
             order = PF_SIZES[step % 3:] + PF_SIZES[:step % 3]
             for numvfs in order:
                 index = round(step * (numvfs - 1) / max(plugs - 1, 1))
-                port = self.port(numvfs, index, vlan=500 + step)
-                plug_ms, unplug_ms = self.cycle(
-                    f"scale {numvfs} VFs, VF {index}", port, numvfs, index,
-                    self.plug, self.unplug)
                 entry = times[str(numvfs)]
-                entry["plug_ms"].append(plug_ms)
-                entry["unplug_ms"].append(unplug_ms)
+                for prefix, plug, unplug in (
+                        ("", self.plug, self.unplug),
+                        ("floor_", self.floor_plug, self.floor_unplug)):
+                    port = self.port(numvfs, index, vlan=500 + step)
+                    plug_ms, unplug_ms = self.cycle(
+                        f"scale {numvfs} VFs, VF {index} ({prefix}plug)",
+                        port, numvfs, index, plug, unplug)
+                    entry[f"{prefix}plug_ms"].append(plug_ms)
+                    entry[f"{prefix}unplug_ms"].append(unplug_ms)
                 entry["vfs"].append(index)
+                entry["table_read_ms"].append(_timed(
+                    functools.partial(rtnl_readback.vf_table_reply,
+                                      self.pfs[numvfs])))
+                entry["rtnl_read_ms"].append(_timed(functools.partial(
+                    _read_vf, self.pfs[numvfs], index)))
         return times
 
     def parallel(self, count: int) -> dict[str, Any]:
@@ -331,6 +588,56 @@ class Bench:
         self.check_restored("sequential unplug", 64, before)
         return result
 
+    def restore(self, repeats: int) -> dict[str, Any]:
+        """SriovPlugin.restore() of 1 to 256 journaled VFs.
+
+        The VFs, spread over the 256-VF PF, are plugged one by one (os-vif
+        journals each), then one restore() with no argument puts every
+        journaled VF back, as `sriov-vif restore --all` does; the PF must
+        read back as it was, and the journal must be empty.
+        """
+        sizes = RESTORE_SIZES[self.filesystem]
+        result: dict[str, list[dict[str, Any]]] = {
+            str(n): [] for n in sizes}
+        before = self.table(256)
+        for count in sizes:
+            times = repeats * (RESTORE_ONE_REPEATS if count == 1 else 1)
+            for repeat in range(times):
+                indexes = [round(i * 256 / count) for i in range(count)]
+                ports = {i: self.port(256, i, vlan=3000 + repeat)
+                         for i in indexes}
+                for port in ports.values():
+                    self.plug(port)
+                what = f"restore of {count} on {self.filesystem}"
+                self.check_plugged(f"{what}: plugs", 256, ports, before)
+                assert self.plugin is not None
+                with tripcount.counting([privsep.vif_plug]) as made:
+                    started = time.perf_counter()
+                    done = self.plugin.restore()
+                    elapsed = (time.perf_counter() - started) * 1000
+                self.check_restored(what, 256, before)
+                left = journal.Journal(self.host.state_path).addresses()
+                if sorted(done.restored) != sorted(
+                        p.address for p in ports.values()) or (
+                        done.failed or left):
+                    self.failures.append(
+                        f"{what}: restored {len(done.restored)} of "
+                        f"{count}, failed {done.failed}, records left "
+                        f"{left}")
+                result[str(count)].append(
+                    {"ms": elapsed, "trips": dict(made)})
+        return result
+
+
+def _read_vf(pf_ifname: str, index: int) -> None:
+    """One VF read through sriov_vif.rtnl, as a plug reads it.
+
+    A session, the PF's RTM_GETLINK with its VFs, that VF decoded;
+    reading needs no privilege.
+    """
+    with rtnl.session() as session:
+        rtnl.read_one(session, pf_ifname, index)
+
 
 @contextlib.contextmanager
 def _phase(name: str) -> Iterator[None]:
@@ -347,25 +654,44 @@ def measure(settings: Settings) -> dict[str, Any]:
         "python": platform.python_version(),
         "guest_cpus": os.cpu_count(),
         "settings": dataclasses.asdict(settings),
+        "roundtrip": {}, "restore": {},
     }
     with tempfile.TemporaryDirectory(prefix="sriov-vif-bench-") as tmp:
         bench = Bench(Path(tmp))
         try:
-            with _phase("netdevsim PFs with 8, 64 and 256 VFs, sysfs tree"):
+            with _phase("netdevsim PFs with 8, 64 and 256 VFs, sysfs tree, "
+                        "tmpfs and the disk's ext4"):
                 bench.create_pfs()
-            with _phase("privsep daemons (sriov-vif, nova legacy)"):
+                bench.mount_journals()
+                results["journals"] = bench.journals
+            with _phase("privsep daemons (nova legacy, floor, sriov-vif)"):
                 bench.start_daemons()
-            with _phase(f"{settings.roundtrips} interleaved round trips"):
-                results["roundtrip"] = bench.roundtrips(settings.roundtrips)
-            with _phase("netlink requests (nlmon)"):
-                results["netlink"] = bench.netlink_counts(
-                    settings.count_repeats)
-            with _phase(f"plug latency by PF size, {settings.scale_plugs} "
-                        f"plugs each"):
-                results["scale"] = bench.scale(settings.scale_plugs)
-            with _phase(f"{settings.parallel} plugs in threads and in "
-                        f"sequence"):
-                results["parallel"] = bench.parallel(settings.parallel)
+                bench.take_record()
+            for name in (TMPFS, DISK):
+                if name != TMPFS:
+                    with _phase(f"sriov-vif's daemon, journal on {name}"):
+                        bench.use_journal(name)
+                with _phase(f"{settings.roundtrips} interleaved round "
+                            f"trips, journal on {name}"):
+                    results["roundtrip"][name] = bench.roundtrips(
+                        settings.roundtrips)
+                if name == TMPFS:
+                    with _phase(f"plug latency by PF size, "
+                                f"{settings.scale_plugs} plugs each"):
+                        results["scale"] = bench.scale(settings.scale_plugs)
+                    with _phase(f"{settings.parallel} plugs in threads "
+                                f"and in sequence"):
+                        results["parallel"] = bench.parallel(
+                            settings.parallel)
+                else:
+                    with _phase("rtnetlink requests (nlmon) and "
+                                "privileged round trips"):
+                        results.update(bench.counts(settings.count_repeats))
+                sizes = ", ".join(map(str, RESTORE_SIZES[name]))
+                with _phase(f"restore of {sizes} journaled VFs, journal "
+                            f"on {name}"):
+                    results["restore"][name] = bench.restore(
+                        settings.restore_repeats)
             with _phase("XML rendering"):
                 results["xml_guest"] = xmlrate.rates(
                     settings.xml_batches, settings.xml_seconds)

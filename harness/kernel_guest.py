@@ -95,6 +95,11 @@ _HOST_SHARE_QEMU_OPTS = (
 _HOST_SHARE_OPTIONS = (
     "ro,trans=virtio,version=9p2000.L,cache=loose,msize=512000")
 _HOST_SHARE_MOUNT = Path("/run/sriov-vif-host")
+# Raw images given to the guest as virtio-blk disks, found in the guest by
+# the serial number each gets (see guest_disk()). cache=writeback keeps
+# the guest's flushes: an fsync in the guest is an fdatasync of the image
+# on the host, as on a compute node's disk.
+DISK_SERIAL_PREFIX = "sriov-vif-disk"
 _NEVER_CACHED = frozenset([Path("/")] + [
     Path("/") / name
     for name in ("etc", "home", "lib", "opt", "srv", "tmp", "usr", "var")])
@@ -479,6 +484,18 @@ def _cached_dirs(cwd: Path, rwdirs: Sequence[Path]) -> list[Path]:
             and not any(_overlaps(folder, rwdir) for rwdir in rwdirs)]
 
 
+def _disk_qemu_opts(disks: Sequence[Path]) -> str:
+    """QEMU options attaching each raw image as a virtio-blk disk."""
+    options = []
+    for number, disk in enumerate(disks):
+        drive = f"{DISK_SERIAL_PREFIX}{number}"
+        options += [
+            "-drive", f"if=none,id={drive},file={disk},format=raw,"
+                      f"cache=writeback",
+            "-device", f"virtio-blk-pci,drive={drive},serial={drive}"]
+    return " ".join(options)
+
+
 def _guest_script(command: Sequence[str], kver: str, cwd: Path,
                   cached: Sequence[Path]) -> str:
     """The shell script virtme-ng runs in the guest.
@@ -563,6 +580,7 @@ def _boot(argv: Sequence[str], command: Sequence[str],
 
 def run(command: Sequence[str], *,
         rwdirs: Sequence[Path] = (),
+        disks: Sequence[Path] = (),
         memory: str = DEFAULT_MEMORY,
         cpus: int = DEFAULT_CPUS,
         timeout: float = DEFAULT_TIMEOUT,
@@ -573,7 +591,8 @@ def run(command: Sequence[str], *,
     The guest sees the host's / read-only (with throw-away overlays on
     /etc, /tmp, /var, ...); only rwdirs are written back to the host. The
     guest's output is streamed as it comes. A guest still running after
-    timeout seconds is killed and KernelGuestTimeout raised.
+    timeout seconds is killed and KernelGuestTimeout raised. disks are
+    raw images the guest sees as block devices (guest_disk() finds them).
     """
     if not command:
         raise KernelGuestError(
@@ -583,6 +602,14 @@ def run(command: Sequence[str], *,
             raise KernelGuestError(
                 step="run a command in the guest",
                 reason=f"rwdir {rwdir} is not an existing directory")
+    for disk in disks:
+        # virtme-ng joins QEMU's options with spaces; QEMU splits a
+        # -drive at commas.
+        if not disk.is_file() or re.search(r"[,\s]", str(disk)):
+            raise KernelGuestError(
+                step="run a command in the guest",
+                reason=f"disk {disk} is not an existing file whose path "
+                       f"has no comma and no space")
     rwdirs = [rwdir.absolute() for rwdir in rwdirs]
     guest = prepare(cache_dir, progress)
     cwd = Path.cwd()
@@ -601,6 +628,9 @@ def run(command: Sequence[str], *,
                 "--exec", f"sh {shlex.quote(str(script))}"]
         for rwdir in rwdirs:
             argv += ["--rwdir", str(rwdir)]
+        if disks:
+            argv.append("--qemu-opts=" + _disk_qemu_opts(
+                [disk.absolute() for disk in disks]))
         progress(f"booting {guest.vmlinuz.name} under QEMU (no KVM) to "
                  f"run: {shlex.join(command)}")
         started = time.monotonic()
@@ -615,6 +645,22 @@ def run(command: Sequence[str], *,
 def in_guest() -> bool:
     """True inside a guest started by run(), false anywhere else."""
     return os.environ.get(GUEST_KERNEL_ENV) == os.uname().release
+
+
+def guest_disk(number: int) -> str:
+    """The device of the number-th disk run() was given, e.g. /dev/vda."""
+    subprocess.run(["modprobe", "virtio_blk"], check=False,
+                   capture_output=True)
+    subprocess.run(["udevadm", "settle", f"--timeout={_SETTLE_TIMEOUT}"],
+                   check=False, capture_output=True)
+    serial = f"{DISK_SERIAL_PREFIX}{number}"
+    for block in sorted(Path("/sys/block").iterdir()):
+        with contextlib.suppress(OSError):
+            if (block / "serial").read_text().strip() == serial:
+                return f"/dev/{block.name}"
+    raise KernelGuestError(
+        step=f"find disk {number} in the guest",
+        reason=f"no block device has serial {serial}")
 
 
 def _require_guest(dev_id: int) -> None:

@@ -132,6 +132,36 @@ def test_run_refuses_a_missing_rwdir_before_preparing(tmp_path):
         kernel_guest.run(["true"], rwdirs=[tmp_path / "missing"])
 
 
+def test_run_refuses_a_missing_or_unquotable_disk_before_preparing(
+        tmp_path, monkeypatch):
+    def no_prepare(*args, **kwargs):
+        raise AssertionError("prepared the guest for a bad disk")
+
+    monkeypatch.setattr(kernel_guest, "prepare", no_prepare)
+    comma, space = tmp_path / "a,b.img", tmp_path / "a b.img"
+    comma.write_bytes(b"")
+    space.write_bytes(b"")
+    for disk in (tmp_path / "missing.img", comma, space, tmp_path):
+        with pytest.raises(kernel_guest.KernelGuestError,
+                           match="not an existing file whose path"):
+            kernel_guest.run(["true"], disks=[disk])
+
+
+def test_disks_are_virtio_blk_with_flushes_and_a_serial_each():
+    options = kernel_guest._disk_qemu_opts(
+        [Path("/tmp/one.img"), Path("/tmp/two.img")]).split(" ")
+
+    assert options == [
+        "-drive", "if=none,id=sriov-vif-disk0,file=/tmp/one.img,"
+                  "format=raw,cache=writeback",
+        "-device", "virtio-blk-pci,drive=sriov-vif-disk0,"
+                   "serial=sriov-vif-disk0",
+        "-drive", "if=none,id=sriov-vif-disk1,file=/tmp/two.img,"
+                  "format=raw,cache=writeback",
+        "-device", "virtio-blk-pci,drive=sriov-vif-disk1,"
+                   "serial=sriov-vif-disk1"]
+
+
 def test_command_line_keeps_the_guest_command_whole():
     options, command = kernel_guest._split_command(
         ["run", "--timeout", "5", "--", "sh", "-c", "x", "--", "y"])
