@@ -437,7 +437,10 @@ def test_a_netdev_change_waits_for_a_refused_vf_to_be_retried(daemon):
 
 # Several VFs of a PF in one call (restore).
 
-def changes(*indexes, settings=VFSettings(mac=MAC)):
+SET_MAC = VFSettings(mac=MAC)
+
+
+def changes(*indexes, settings=SET_MAC):
     return [vf_config.Change(make_vf(i), settings, vf(i)) for i in indexes]
 
 
