@@ -44,6 +44,7 @@ from sriov_vif import libvirt_xml
 from sriov_vif import nova_integration
 from sriov_vif import objects
 from sriov_vif import plugin
+from sriov_vif import privsep
 from sriov_vif import vf_config
 from tests.nova_ports import nova_vif
 
@@ -145,6 +146,28 @@ def test_hostdev_plug_sets_every_attribute_and_unplug_restores(host):
     os_vif.unplug(vif, INSTANCE)
     assert host.all_vfs() == before
     assert host.journal().addresses() == []
+
+
+@pytest.mark.parametrize("make", [_hostdev, _direct])
+def test_one_privileged_round_trip_per_plug_and_unplug(host, make,
+                                                       monkeypatch):
+    # Counted on the privsep channel itself: every call that crosses it.
+    channel = privsep.vif_plug.channel
+    trips = []
+    real = channel.remote_call
+
+    def counted(name, *args, **kwargs):
+        trips.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(channel, "remote_call", counted)
+    before = host.all_vfs()
+    vif = make(host, 3) if make is _direct else make(host, 8, trusted=True)
+    os_vif.plug(vif, INSTANCE)
+    assert trips == ["sriov_vif.privileged.change_vfs"]
+    os_vif.unplug(vif, INSTANCE)
+    assert trips == ["sriov_vif.privileged.change_vfs"] * 2
+    assert host.all_vfs() == before
 
 
 def test_generic_hostdev_gets_mac_and_vlan_from_the_plugin(host):
