@@ -268,7 +268,9 @@ class SriovPlugin(osv_plugin.PluginBase):
         devstack's) tool for VFs whose instances are gone. A VIF id
         restores the VF journaled for that VIF, if any (else it is listed
         in not_found). A VF that cannot be restored keeps its record and
-        does not stop the others.
+        does not stop the others. The VFs of one PF go back together: one
+        read of the PF, one privileged call carrying one RTM_SETLINK, one
+        fsync for their records (see _restore_group).
         """
         records = self.state_journal
         result = RestoreResult()
