@@ -51,8 +51,10 @@ from os_vif.objects import instance_info as osv_instance  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 from oslo_privsep import priv_context  # noqa: E402
 
+from sriov_vif import discovery  # noqa: E402
 from sriov_vif import pf_drivers  # noqa: E402
 from sriov_vif import privsep  # noqa: E402
+from sriov_vif import vf_config  # noqa: E402
 
 INSTANCE = osv_instance.InstanceInfo(
     uuid="0f0e0d0c-1111-4222-8333-444455556666", name="instance-modes")
@@ -82,9 +84,15 @@ def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     cfg.CONF(["--config-file", spec["config_file"]], project="nova")
     os_vif.initialize()
-    pf_drivers.load("netdevsim")  # reads entry points: before the drop
     vifs = [osv_base.VersionedObject.obj_from_primitive(primitive)
             for primitive in spec["vifs"]]
+    # What reads files that nova's user cannot read here (entry points,
+    # modules imported on first use), done once before the drop: this
+    # Python and its packages live under /root.
+    pf_drivers.load("netdevsim")
+    vf = discovery.find_vf(cfg.CONF.os_vif_sriov.sysfs_root,
+                           vifs[0].dev_address)
+    vf_config.vf_state_now(vf)
     # nova-compute asks sudo for its daemon; this process is still root
     privsep.vif_plug.start(priv_context.Method.ROOTWRAP)
     nova_compute.drop_to(spec["uid"], spec["uid"])
