@@ -146,6 +146,7 @@ def test_restore_of_two_pfs_with_one_refused_vf(two_pfs, ip_link_json,
         expected = dict(originals[ifname_b][index])
         if index == RATED:  # all but the rate it could not put back
             expected["rate"] = dict(expected["rate"], max_tx=100)
+            expected["tx_rate"] = 100  # iproute2 shows it when not 0
         assert after_b[index] == expected, index
     assert any("refused min_tx_rate=0, max_tx_rate=0" in r.getMessage()
                for r in caplog.records)
