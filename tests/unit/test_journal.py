@@ -81,7 +81,7 @@ def test_many_records_go_with_their_leftovers_and_one_fsync(tmp_path,
     # what a save killed before its rename leaves
     (state / f".{addresses[1]}.json.0a1b2c3d.tmp").write_text("{")
     (state / f".{addresses[4]}.json.0a1b2c3d.tmp").write_text("{")
-    fsyncs = []
+    fsyncs: list[int] = []
     monkeypatch.setattr(os, "fsync", fsyncs.append)
     j.remove_many(addresses[:2] + ["0000:81:11.0"])  # one never saved
     assert len(fsyncs) == 1
