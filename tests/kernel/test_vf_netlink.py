@@ -448,3 +448,15 @@ def test_256_vfs_read_back_complete_and_keyed_right(
     assert ours[255].mac == "52:54:00:00:00:ff"
     assert ours[255].vlan == 256
     assert ours[254].mac == ZERO_MAC
+    # All 256 in one RTM_SETLINK (a restore's batch): the kernel takes
+    # the whole list.
+    with rtnl.session() as session:
+        rtnl.send_vfs(session, pf, [
+            (index, VFSettings(vlan=1000 + index, qos=0,
+                               vlan_proto="802.1Q", trust=False))
+            for index in range(256)])
+    after = vf_table(pf).vfs
+    assert sorted(after) == list(range(256))
+    assert all((after[i].vlan, after[i].trust) == (1000 + i, False)
+               for i in range(256))
+    assert after[255].mac == "52:54:00:00:00:ff"
