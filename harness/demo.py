@@ -170,7 +170,7 @@ def _guest(out: TextIO) -> int:
     host.configure_plugin()
     state = journal.Journal(host.state_path)
 
-    step("inventory before (VF table read from the kernel through privsep)")
+    step("inventory before (VF table read from the kernel, no privilege)")
     before = inventory.collect(host.tree.root, state)
     out.write(inventory.render(before))
 

@@ -165,6 +165,35 @@ def find_pf(sysfs_root: StrPath, pci_address: str) -> PhysicalFunction:
     return pf
 
 
+def find_vfs(sysfs_root: StrPath, pf_address: str,
+             addresses: list[str]
+             ) -> tuple[PhysicalFunction, dict[str, VirtualFunction]]:
+    """The PF at pf_address and those of addresses that are its VFs now.
+
+    The PF is read once, and each VF is confirmed by the PF's own
+    virtfn link to it: restoring 256 VFs of a PF does not read the PF
+    256 times. An address that is not an enabled VF of this PF is left
+    out of the answer; find_vf says why.
+    """
+    pf = find_pf(sysfs_root, pf_address)
+    pf_dir = _device_dir(os.fspath(sysfs_root), pf.pci_address)
+    found = {}
+    for address in addresses:
+        address = validate_pci_address(address)
+        index = _vf_index(pf_dir, pf.pci_address, address, pf.numvfs)
+        if index is None or index >= pf.numvfs:
+            continue
+        vf_dir = os.path.join(os.path.dirname(pf_dir), address)
+        found[address] = VirtualFunction(
+            pci_address=address,
+            index=index,
+            pf=pf,
+            ifname=_own_netdevs(vf_dir)[0],
+            driver=_link_name(os.path.join(vf_dir, "driver")),
+        )
+    return pf, found
+
+
 def vf_netdev(sysfs_root: StrPath, pci_address: str) -> str | None:
     """The VF's netdev now, or None: names change when a VF is rebound."""
     address = validate_pci_address(pci_address)

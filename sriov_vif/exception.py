@@ -92,6 +92,13 @@ class VFConfigError(SriovVifError):
                "%(vf_index)s): %(reason)s")
 
 
+class VFsConfigError(SriovVifError):
+    # A request for several VFs of a PF failed as a whole: the client
+    # then sends each VF on its own, and those errors name the VF.
+    msg_fmt = ("Cannot configure %(count)s VFs of PF %(pf_ifname)s "
+               "(%(address)s): %(reason)s")
+
+
 class VFAttributeRefused(VFConfigError):
     msg_fmt = ("PF %(pf_ifname)s (driver %(driver)s) refused %(attribute)s "
                "for VF %(address)s (vf %(vf_index)s): %(reason)s; the VF "

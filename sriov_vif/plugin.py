@@ -20,6 +20,7 @@ no root, no hardware and no network.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import contextlib
 import dataclasses
 import threading
 
@@ -36,6 +37,7 @@ from sriov_vif import exception
 from sriov_vif import journal
 from sriov_vif import objects
 from sriov_vif import policy
+from sriov_vif import rtnl
 from sriov_vif import vf_config
 from sriov_vif import vf_state
 
@@ -139,7 +141,7 @@ class SriovPlugin(osv_plugin.PluginBase):
                      owner: journal.Owner) -> None:
         pf_ifname = _pf_ifname(vf)
         current = vf_config.vf_state_now(vf)
-        record = self.state_journal.load(vf.pci_address)
+        record = loaded = self.state_journal.load(vf.pci_address)
         fresh = record is None
         if record is None:
             record = journal.VFRecord(
@@ -163,14 +165,19 @@ class SriovPlugin(osv_plugin.PluginBase):
                          "old": record.owner.vif_id, "new": owner.vif_id})
         netdev_changed: tuple[str, ...] = ()
         netdev_original = record.netdev
+        netdev_change = None
         if netdev is not None:
             netdev_changed = ("mac", "up")
+            state = vf_config.netdev_state(vf, netdev)
             if netdev_original is None or netdev_original.ifname != netdev:
-                state = vf_config.netdev_state(vf, netdev)
                 netdev_original = journal.NetdevOriginal(
                     ifname=netdev,
                     mac=_restorable_mac(state.mac, vf, netdev, owner.vif_id),
                     up=state.up)
+            wanted_mac = state.mac if settings.mac is None else settings.mac
+            if (state.mac, state.up) != (wanted_mac, True):
+                netdev_change = vf_config.NetdevChange(
+                    ifname=netdev, mac=settings.mac, up=True)
         record = dataclasses.replace(
             record,
             owner=owner,
@@ -183,13 +190,15 @@ class SriovPlugin(osv_plugin.PluginBase):
                 set(record.netdev_changed) | set(netdev_changed))),
         )
         # Journal first: a crash after this line is repaired by restore.
-        self.state_journal.save(record)
+        # A replug (nova-compute's start) that finds its record as it
+        # would write it writes nothing.
+        if record != loaded:
+            self.state_journal.save(record)
         try:
             vf_config.apply_settings(
                 vf, settings, current,
-                unsupported_action=self.config.unsupported_attribute_action)
-            if netdev is not None:
-                vf_config.set_netdev(vf, netdev, mac=settings.mac, up=True)
+                unsupported_action=self.config.unsupported_attribute_action,
+                netdev=netdev_change)
         except Exception as exc:
             LOG.error("Plug of VIF %(vif)s on %(vf)s failed: %(err)s",
                       {"vif": owner.vif_id, "vf": vf_config.where(vf),
@@ -259,7 +268,9 @@ class SriovPlugin(osv_plugin.PluginBase):
         devstack's) tool for VFs whose instances are gone. A VIF id
         restores the VF journaled for that VIF, if any (else it is listed
         in not_found). A VF that cannot be restored keeps its record and
-        does not stop the others.
+        does not stop the others. The VFs of one PF go back together: one
+        read of the PF, one privileged call carrying one RTM_SETLINK, one
+        fsync for their records (see _restore_group).
         """
         records = self.state_journal
         result = RestoreResult()
@@ -284,30 +295,130 @@ class SriovPlugin(osv_plugin.PluginBase):
         if vif_ids and not addresses:
             return result
         wanted = (records.addresses() if addresses is None
-                  else [discovery.validate_pci_address(a)
-                        for a in addresses])
-        for address in wanted:
-            try:
-                with records.locked(address):
+                  else sorted({discovery.validate_pci_address(a)
+                               for a in addresses}))
+        for first in range(0, len(wanted), rtnl.MAX_VFS_PER_REQUEST):
+            self._restore_chunk(
+                wanted[first:first + rtnl.MAX_VFS_PER_REQUEST], result)
+        return result
+
+    def _restore_chunk(self, addresses: list[str],
+                       result: RestoreResult) -> None:
+        """Restore the VFs at addresses, with one call per PF among them.
+
+        Every VF's lock is held from the read of its record to the
+        removal of it; addresses come sorted, the order every multi-VF
+        holder takes locks in.
+        """
+        records = self.state_journal
+        by_pf: dict[str, list[journal.VFRecord]] = {}
+        with contextlib.ExitStack() as locks:
+            for address in addresses:
+                try:
+                    locks.enter_context(records.locked(address))
                     record = records.load(address)
                     if record is None:
                         LOG.info("VF %s has no journal record; nothing to "
                                  "restore.", address)
                         records.remove(address)  # a killed save's leftover
                         continue
-                    self._restore_locked(record, release=True)
-            except Exception as exc:
-                # Whatever one VF does (a record, a driver, a vanished PF),
-                # the others still get restored.
-                LOG.error("VF %(vf)s could not be restored (its journal "
-                          "record is kept): %(err)s",
-                          {"vf": address, "err": exc})
-                result.failed[address] = (
-                    str(exc) if isinstance(exc, exception.SriovVifError)
-                    else f"{type(exc).__name__}: {exc}")
+                except Exception as exc:
+                    _failed(result, address, exc)
+                    continue
+                by_pf.setdefault(record.pf_pci_address, []).append(record)
+            for group in by_pf.values():
+                self._restore_group(group, result)
+
+    def _restore_group(self, group: list[journal.VFRecord],
+                       result: RestoreResult) -> None:
+        """Restore journaled VFs of one PF: one read, one privileged call.
+
+        The VFs still where their records say go together, and their
+        records are removed with one fsync of the journal's directory.
+        Any VF that cannot go with the others (gone, moved, unreadable,
+        its netdev vanished, or its own error) is restored on its own
+        through _restore_locked, which knows each of those cases, so
+        that one VF never holds back the others.
+        """
+        changes, alone = self._batch_of(group)
+        try:
+            outcomes = vf_config.apply_changes(
+                [change for _record, change in changes],
+                unsupported_action="warn")
+        except Exception as exc:
+            # the daemon itself failed (timed out, died): the same for all
+            for record, _change in changes:
+                _failed(result, record.pci_address, exc)
+            changes, outcomes = [], {}
+        done = []
+        for record, change in changes:
+            outcome = outcomes[record.pci_address]
+            if isinstance(outcome, exception.NetdevNotFound
+                          | exception.NotTheVFNetdev):
+                alone.append(record)  # _restore_locked knows that case
+            elif isinstance(outcome, exception.SriovVifError):
+                _failed(result, record.pci_address, outcome)
             else:
-                result.restored.append(address)
-        return result
+                done.append((record, change))
+        try:
+            self.state_journal.remove_many(
+                [record.pci_address for record, _change in done])
+        except Exception as exc:
+            for record, _change in done:
+                _failed(result, record.pci_address, exc)
+            done = []
+        for record, change in done:
+            _restored(record, change.vf, change.settings)
+            result.restored.append(record.pci_address)
+        for record in alone:
+            self._restore_alone(record, result)
+
+    def _restore_alone(self, record: journal.VFRecord,
+                       result: RestoreResult) -> None:
+        try:
+            self._restore_locked(record, release=True)
+        except Exception as exc:
+            # Whatever one VF does (a record, a driver, a vanished PF),
+            # the others still get restored.
+            _failed(result, record.pci_address, exc)
+        else:
+            result.restored.append(record.pci_address)
+
+    def _batch_of(self, group: list[journal.VFRecord]) -> tuple[
+            list[tuple[journal.VFRecord, vf_config.Change]],
+            list[journal.VFRecord]]:
+        """The changes that restore VFs of group together, and the rest.
+
+        Found with one sysfs walk of the PF and one read of its VFs; a
+        group of one, or a PF that cannot be read that way, is left to
+        _restore_locked.
+        """
+        try:
+            _pf, found = discovery.find_vfs(
+                self.config.sysfs_root, group[0].pf_pci_address,
+                [record.pci_address for record in group])
+            batch = [(record, found[record.pci_address])
+                     for record in group if record.pci_address in found
+                     and found[record.pci_address].index == record.vf_index]
+            states = (vf_config.vf_states_now([vf for _r, vf in batch])
+                      if len(batch) > 1 else {})
+        except Exception:  # noqa: BLE001  (each VF alone says what it is)
+            states = {}
+        changes = []
+        alone = []
+        for record in group:
+            state = states.get(record.pci_address)
+            if not isinstance(state, vf_state.VFState):
+                alone.append(record)
+                continue
+            vf = found[record.pci_address]
+            try:
+                changes.append((record, vf_config.Change(
+                    vf, self._restore_target(record, release=True), state,
+                    self._netdev_target(record, vf))))
+            except Exception:  # noqa: BLE001  (and alone it is reported)
+                alone.append(record)
+        return changes, alone
 
     def _undo_failed_plug(self, record: journal.VFRecord) -> None:
         LOG.error("Plug of VIF %(vif)s on VF %(vf)s (%(pf)s vf %(idx)d) "
@@ -329,12 +440,7 @@ class SriovPlugin(osv_plugin.PluginBase):
 
     def _restore_locked(self, record: journal.VFRecord,
                         release: bool) -> None:
-        """Restore the attributes the record says plug changed.
-
-        release is True when the VF becomes free: then its MAC follows
-        released_vf_mac, so that a MAC kept on a free VF cannot attract
-        the traffic of a port that now lives elsewhere.
-        """
+        """Restore one VF as its record says, with one privileged call."""
         vf = self._rediscover(record)
         if vf is None:
             # Lowering sriov_numvfs destroyed the VF and its settings; a
@@ -347,41 +453,54 @@ class SriovPlugin(osv_plugin.PluginBase):
                          "vif": record.owner.vif_id})
             self.state_journal.remove(record.pci_address)
             return
-        pf_ifname = _pf_ifname(vf)
+        settings = self._restore_target(record, release)
+        netdev = self._netdev_target(record, vf)
+        current = vf_config.vf_state_now(vf)
+        try:
+            vf_config.apply_settings(vf, settings, current,
+                                     unsupported_action="warn",
+                                     netdev=netdev)
+        except (exception.NetdevNotFound, exception.NotTheVFNetdev):
+            if netdev is None:
+                raise
+            LOG.info("%(vf)s: netdev %(dev)s vanished while it was "
+                     "being restored; nothing to restore on it.",
+                     {"vf": vf_config.where(vf), "dev": netdev.ifname})
+            vf_config.apply_settings(vf, settings, current,
+                                     unsupported_action="warn")
+        self.state_journal.remove(record.pci_address)
+        _restored(record, vf, settings)
+
+    def _restore_target(self, record: journal.VFRecord,
+                        release: bool) -> vf_state.VFSettings:
+        """The settings that put back what the record says plug changed.
+
+        release is True when the VF becomes free: then its MAC follows
+        released_vf_mac, so that a MAC kept on a free VF cannot attract
+        the traffic of a port that now lives elsewhere.
+        """
         target = record.original.restorable()
         if release and self.config.released_vf_mac == "zero":
             target = dataclasses.replace(target, mac=vf_state.ZERO_MAC)
         keep = set(record.changed)
-        target = target.without(*(
+        return target.without(*(
             f.name for f in dataclasses.fields(target) if f.name not in keep))
-        current = vf_config.vf_state_now(vf)
-        vf_config.apply_settings(vf, target, current,
-                                 unsupported_action="warn")
-        if record.netdev is not None and record.netdev_changed:
-            self._restore_netdev(record, vf)
-        self.state_journal.remove(record.pci_address)
-        LOG.info("Restored VF %(vf)s (%(pf)s vf %(idx)d) for VIF %(vif)s: "
-                 "%(settings)s",
-                 {"vf": record.pci_address, "pf": pf_ifname,
-                  "idx": record.vf_index, "vif": record.owner.vif_id,
-                  "settings": target.requested()})
 
-    def _restore_netdev(self, record: journal.VFRecord,
-                        vf: discovery.VirtualFunction) -> None:
-        assert record.netdev is not None
+    @staticmethod
+    def _netdev_target(record: journal.VFRecord,
+                       vf: discovery.VirtualFunction
+                       ) -> vf_config.NetdevChange | None:
+        """What to put back on a direct VIF's VF netdev, if it is there."""
         original = record.netdev
+        if original is None or not record.netdev_changed:
+            return None
         if vf.ifname != original.ifname:
             LOG.info("%(vf)s: netdev %(dev)s is gone (VF rebound?); "
                      "nothing to restore on it.",
                      {"vf": vf_config.where(vf), "dev": original.ifname})
-            return
-        try:
-            vf_config.set_netdev(vf, original.ifname, mac=original.mac,
-                                 up=original.up)
-        except (exception.NetdevNotFound, exception.NotTheVFNetdev):
-            LOG.info("%(vf)s: netdev %(dev)s vanished while it was "
-                     "being restored; nothing to restore on it.",
-                     {"vf": vf_config.where(vf), "dev": original.ifname})
+            return None
+        return vf_config.NetdevChange(ifname=original.ifname,
+                                      mac=original.mac, up=original.up)
 
     def _rediscover(self, record: journal.VFRecord
                     ) -> discovery.VirtualFunction | None:
@@ -423,6 +542,23 @@ def _restorable_mac(mac: str, vf: discovery.VirtualFunction, netdev: str,
                  {"vf": vf_config.where(vf), "dev": netdev, "vif": vif_id,
                   "mac": mac})
         return None
+
+
+def _restored(record: journal.VFRecord, vf: discovery.VirtualFunction,
+              settings: vf_state.VFSettings) -> None:
+    LOG.info("Restored VF %(vf)s (%(pf)s vf %(idx)d) for VIF %(vif)s: "
+             "%(settings)s",
+             {"vf": record.pci_address, "pf": vf.pf.ifname,
+              "idx": record.vf_index, "vif": record.owner.vif_id,
+              "settings": settings.requested()})
+
+
+def _failed(result: RestoreResult, address: str, exc: Exception) -> None:
+    LOG.error("VF %(vf)s could not be restored (its journal record is "
+              "kept): %(err)s", {"vf": address, "err": exc})
+    result.failed[address] = (
+        str(exc) if isinstance(exc, exception.SriovVifError)
+        else f"{type(exc).__name__}: {exc}")
 
 
 def _pf_ifname(vf: discovery.VirtualFunction) -> str:

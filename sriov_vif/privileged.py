@@ -10,32 +10,37 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The privileged entrypoints, and nothing else: this file is the audit.
+"""The privileged entrypoint, and nothing else: this file is the audit.
 
 Every function decorated here runs in the privsep daemon (context
 sriov_vif.privsep.vif_plug, CAP_NET_ADMIN only), and oslo.privsep refuses
 an entrypoint in any other module: the context's prefix is this module.
 
-The daemon trusts no caller. A caller names a VF (or, to read a VF
-table, a PF) by its PCI address only; the daemon itself finds the PF
-netdev, the VF index and the VF's own netdev in sysfs under its own
-configured [os_vif_sriov] sysfs_root, and refuses anything that is not
-there: no entrypoint acts on an interface the caller names, so `lo` or
-the uplink cannot be reached. Every other argument is validated again
-before any netlink request. Arguments and answers are msgpack primitives.
+There is one entrypoint, change_vfs: everything a plug, an unplug or a
+restore changes (VF attributes on the PF, and the MAC and up state of a
+direct VIF's VF netdev) goes in one call, one privileged round trip.
+Reading needs no capability and is done by the caller (sriov_vif.rtnl,
+in nova-compute's process), which journals what it read before it asks
+for the change.
 
-The netlink work itself is in sriov_vif.rtnl (no privilege needed to
-read it: it is the codec and a blocking transport).
+The daemon trusts no caller. A caller names a PF and its VFs by PCI
+address only; the daemon itself finds the PF netdev, each VF's index and
+the VF's own netdev in sysfs under its own configured [os_vif_sriov]
+sysfs_root, and refuses anything that is not there: no entrypoint acts
+on an interface the caller names (the PF netdev and VF netdev names the
+caller sends are what it expects, compared with what sysfs shows, and
+the call is refused when they differ), so `lo` or the uplink cannot be
+reached. Every other argument is validated again before any netlink
+request. Arguments and answers are msgpack primitives.
+
+The netlink work itself is in sriov_vif.rtnl.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-import contextlib
 import dataclasses
 import errno
-import os
-import struct
+import functools
 from typing import Any
 
 from oslo_config import cfg
@@ -67,44 +72,31 @@ def _where(vf: discovery.VirtualFunction) -> str:
     return f"VF {vf.pci_address} ({vf.pf.ifname} vf {vf.index})"
 
 
-def _resolve_vf(vf_address: Any) -> tuple[discovery.VirtualFunction, str]:
-    """The VF at vf_address as sysfs shows it now, and its PF netdev."""
-    vf = discovery.find_vf(_sysfs_root(),
-                           discovery.validate_pci_address(vf_address))
-    assert vf.pf.ifname is not None  # find_vf refuses a PF without one
-    return vf, vf_state.validate_ifname(vf.pf.ifname)
+def _resolve_vfs(pf_address: Any, pf_ifname: Any, addresses: list[str]
+                 ) -> tuple[str, dict[str, discovery.VirtualFunction]]:
+    """The PF's netdev and its VFs at addresses, as sysfs shows them now.
 
-
-def _resolve_vf_netdev(vf_address: Any, ifname: Any
-                       ) -> tuple[discovery.VirtualFunction, str]:
-    """The VF and its own netdev, which must be the one the caller knows."""
-    ifname = vf_state.validate_ifname(ifname)
-    vf, _pf_ifname = _resolve_vf(vf_address)
-    if vf.ifname != ifname:
-        raise exception.NotTheVFNetdev(
-            ifname=ifname, address=vf.pci_address,
-            actual=vf.ifname or "no netdev")
-    return vf, ifname
-
-
-@contextlib.contextmanager
-def _vf_errors(vf: discovery.VirtualFunction) -> Iterator[None]:
-    """Any failure below as an error naming the VF, its PF and index."""
-    try:
-        yield
-    except exception.SriovVifError:
-        raise
-    except NetlinkError as exc:
-        reason = (rtnl.missing_cap_reason() if exc.code == errno.EPERM
-                  else f"{os.strerror(exc.code)} "
-                       f"({errno.errorcode.get(exc.code, exc.code)})")
-        raise exception.VFConfigError(
-            address=vf.pci_address, pf_ifname=vf.pf.ifname,
-            vf_index=vf.index, reason=reason) from None
-    except (rtnl.RollbackFailed, rtnl.DecodeError, struct.error) as exc:
-        raise exception.VFConfigError(
-            address=vf.pci_address, pf_ifname=vf.pf.ifname,
-            vf_index=vf.index, reason=str(exc)) from None
+    pf_ifname is the netdev the caller found: a daemon whose sysfs shows
+    another (sysfs changed, or another sysfs_root) refuses the call.
+    """
+    pf_address = discovery.validate_pci_address(pf_address)
+    expected = vf_state.validate_ifname(pf_ifname)
+    pf, found = discovery.find_vfs(_sysfs_root(), pf_address, addresses)
+    assert pf.ifname is not None  # find_pf refuses a PF without one
+    if pf.ifname != expected:
+        raise exception.PFUnusable(
+            address=pf.pci_address,
+            reason=f"the privileged daemon finds its netdev as {pf.ifname}, "
+                   f"not {expected}: sysfs changed, or the daemon's "
+                   "[os_vif_sriov] sysfs_root is not the caller's")
+    for address in addresses:
+        if address not in found:
+            # find_vf names the reason: no device, not a VF, not enabled
+            vf = discovery.find_vf(_sysfs_root(), address)
+            raise exception.VFNotEnabled(
+                address=address, pf_address=pf.pci_address,
+                reason=f"it is VF {vf.index} of PF {vf.pf.pci_address}")
+    return vf_state.validate_ifname(pf.ifname), found
 
 
 def _settings_arg(data: Any) -> VFSettings:
@@ -132,97 +124,124 @@ def _state_arg(data: Any, vf_index: int) -> VFState:
     return state
 
 
-def _up_arg(up: Any) -> bool | None:
+_ITEM_KEYS = ("address", "before", "netdev", "settings")
+_NETDEV_KEYS = ("ifname", "mac", "up")
+
+
+def _items_arg(vfs: Any) -> list[dict[str, Any]]:
+    """The VF items of a call: a list of mappings, one per distinct VF."""
+    if (not isinstance(vfs, list | tuple)
+            or not 0 < len(vfs) <= rtnl.MAX_VFS_PER_REQUEST):
+        raise exception.InvalidVFSetting(
+            name="vfs", value=vfs,
+            reason=f"must be a list of 1 to {rtnl.MAX_VFS_PER_REQUEST} VFs")
+    for item in vfs:
+        if not isinstance(item, dict) or sorted(item) != list(_ITEM_KEYS):
+            raise exception.InvalidVFSetting(
+                name="vfs", value=item,
+                reason="each VF must be a mapping of exactly "
+                       + ", ".join(_ITEM_KEYS))
+        discovery.validate_pci_address(item["address"])
+    addresses = [item["address"] for item in vfs]
+    if len(set(addresses)) != len(addresses):
+        raise exception.InvalidVFSetting(
+            name="vfs", value=addresses, reason="names a VF twice")
+    return list(vfs)
+
+
+def _netdev_arg(data: Any, vf: discovery.VirtualFunction
+                ) -> tuple[str, str | None, bool | None] | None:
+    """(ifname, mac, up) for the VF's own netdev, or None for no change."""
+    if data is None:
+        return None
+    if not isinstance(data, dict) or sorted(data) != list(_NETDEV_KEYS):
+        raise exception.InvalidVFSetting(
+            name="netdev", value=data,
+            reason="must be null or a mapping of exactly "
+                   + ", ".join(_NETDEV_KEYS))
+    ifname = vf_state.validate_ifname(data["ifname"])
+    mac = data["mac"]
+    if mac is not None:
+        mac = vf_state.validate_mac(mac, allow_zero=False)
+    up = data["up"]
     if up is not None and not isinstance(up, bool):
         raise exception.InvalidVFSetting(
             name="up", value=up, reason="must be true, false or null")
-    return up
-
-
-@privsep.vif_plug.entrypoint
-def read_vf_table(pf_address: str) -> dict[str, Any]:
-    """{"pf_ifname", "num_vfs", "vfs": [VFState primitives]} of a PF."""
-    pf = discovery.find_pf(_sysfs_root(),
-                           discovery.validate_pci_address(pf_address))
-    pf_ifname = vf_state.validate_ifname(pf.ifname)
-    try:
-        with rtnl.session() as session:
-            num_vfs, vfs = rtnl.read_vfs(session, pf_ifname)
-    except (NetlinkError, rtnl.DecodeError, struct.error) as exc:
-        raise exception.PFUnusable(
-            address=pf.pci_address,
-            reason=f"the VF table of {pf_ifname} cannot be read: "
-                   f"{exc}") from None
-    return {"pf_ifname": pf_ifname, "num_vfs": num_vfs,
-            "vfs": [vf.to_primitive() for vf in vfs]}
-
-
-@privsep.vif_plug.entrypoint
-def read_vf(vf_address: str) -> dict[str, Any]:
-    """{"pf_ifname", "vf_index", "num_vfs", "listed", "vf": state or None}."""
-    vf, pf_ifname = _resolve_vf(vf_address)
-    with _vf_errors(vf), rtnl.session() as session:
-        num_vfs, listed, state = rtnl.read_one(session, pf_ifname, vf.index)
-    return {"pf_ifname": pf_ifname, "vf_index": vf.index,
-            "num_vfs": num_vfs, "listed": listed,
-            "vf": state.to_primitive() if state is not None else None}
-
-
-@privsep.vif_plug.entrypoint
-def apply_vf_settings(vf_address: str, settings: dict[str, Any],
-                      before: dict[str, Any]) -> dict[str, Any]:
-    """Apply settings to one VF in one request; undo it if refused.
-
-    before is the VF's state right before this request, what a refused
-    request is rolled back to; the VLAN and rate groups are completed
-    from it. Returns {"pf_ifname", "vf_index", "refused": None} when the
-    kernel accepted the request, else "refused" describes the refusal
-    after the VF was rolled back: the caller decides whether to retry
-    without the refused attribute.
-    """
-    vf, pf_ifname = _resolve_vf(vf_address)
-    request = _settings_arg(settings)
-    state_before = _state_arg(before, vf.index)
-    request = vf_state.validate_settings(request.complete_with(state_before))
-    answer: dict[str, Any] = {"pf_ifname": pf_ifname, "vf_index": vf.index,
-                              "refused": None}
-    if request.is_empty():
-        return answer
-    LOG.debug("%(vf)s: applying %(request)s",
-              {"vf": _where(vf), "request": request.requested()})
-    with _vf_errors(vf), rtnl.session() as session:
-        answer["refused"] = rtnl.apply_vf_request(
-            session, pf_ifname, vf.index, request, state_before)
-    return answer
-
-
-@privsep.vif_plug.entrypoint
-def read_vf_netdev(vf_address: str, ifname: str) -> dict[str, Any]:
-    """{"mac", "up"} of the VF's own netdev, which must be ifname."""
-    vf, ifname = _resolve_vf_netdev(vf_address, ifname)
-    with _vf_errors(vf), rtnl.session() as session:
-        mac, up = rtnl.read_netdev(session, ifname)
-    return {"mac": mac, "up": up}
-
-
-@privsep.vif_plug.entrypoint
-def set_vf_netdev(vf_address: str, ifname: str, mac: str | None,
-                  up: bool | None) -> None:
-    """Set the MAC and/or up state of the VF's own netdev, ifname."""
-    if mac is not None:
-        mac = vf_state.validate_mac(mac, allow_zero=False)
-    up = _up_arg(up)
-    vf, ifname = _resolve_vf_netdev(vf_address, ifname)
+    if vf.ifname != ifname:
+        raise exception.NotTheVFNetdev(
+            ifname=ifname, address=vf.pci_address,
+            actual=vf.ifname or "no netdev")
     if mac is None and up is None:
-        return
+        return None
+    return ifname, mac, up
+
+
+def _set_netdev(session: rtnl.Rtnl, vf: discovery.VirtualFunction,
+                ifname: str, mac: str | None, up: bool | None) -> None:
     try:
-        with rtnl.session() as session:
-            rtnl.set_netdev(session, ifname, mac, up)
+        rtnl.set_netdev(session, ifname, mac, up)
     except NetlinkError as exc:
         if exc.code == errno.ENODEV:
             raise exception.NetdevNotFound(ifname=ifname) from None
-        reason = (rtnl.missing_cap_reason() if exc.code == errno.EPERM
-                  else f"{os.strerror(exc.code)} "
-                       f"({errno.errorcode.get(exc.code, exc.code)})")
         raise exception.NetdevConfigError(
-            ifname=ifname, address=vf.pci_address, reason=reason) from None
+            ifname=ifname, address=vf.pci_address,
+            reason=rtnl.describe(exc)) from None
+
+
+@privsep.vif_plug.entrypoint
+def change_vfs(pf_address: str, pf_ifname: str,
+               vfs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Apply settings to VFs of one PF in one request, then their netdevs.
+
+    Each of vfs is {"address": the VF's PCI address, "settings": what to
+    change, "before": the VF's state right before this call (what a
+    refused request is rolled back to; the VLAN and rate groups are
+    completed from it), "netdev": null, or {"ifname", "mac", "up"} for
+    the VF's own netdev (a direct VIF's), changed after the VF's
+    settings were accepted}. Every VF must be a VF of the PF at
+    pf_address in the daemon's sysfs; everything is checked before the
+    first netlink request. Returns one entry per VF, in order: None when
+    the kernel accepted its settings, else the refusal after the VF was
+    rolled back (see rtnl.apply_vf_request): the caller decides whether
+    to retry without the refused attribute.
+    """
+    items = _items_arg(vfs)
+    pf_ifname, found = _resolve_vfs(
+        pf_address, pf_ifname, [item["address"] for item in items])
+    changes = []
+    for item in items:
+        vf = found[item["address"]]
+        before = _state_arg(item["before"], vf.index)
+        request = vf_state.validate_settings(
+            _settings_arg(item["settings"]).complete_with(before))
+        changes.append((vf, request, before, _netdev_arg(item["netdev"], vf)))
+    requests = [(vf.index, request, before)
+                for vf, request, before, _netdev in changes
+                if not request.is_empty()]
+    refusals: dict[int, dict[str, Any] | None] = {}
+    if not requests and all(netdev is None for *_rest, netdev in changes):
+        return [None] * len(changes)
+    if len(changes) == 1:
+        vf = changes[0][0]
+        error = functools.partial(
+            exception.VFConfigError, address=vf.pci_address,
+            pf_ifname=pf_ifname, vf_index=vf.index)
+    else:
+        error = functools.partial(
+            exception.VFsConfigError, address=pf_address,
+            pf_ifname=pf_ifname, count=len(changes))
+    with rtnl.reported_as(error), rtnl.session() as session:
+        if requests:
+            for vf, request, _before, _netdev in changes:
+                if not request.is_empty():
+                    LOG.debug("%(vf)s: applying %(request)s",
+                              {"vf": _where(vf),
+                               "request": request.requested()})
+            refusals = dict(zip(
+                (index for index, _request, _before in requests),
+                rtnl.apply_vf_requests(session, pf_ifname, requests),
+                strict=True))
+        for vf, _request, _before, netdev in changes:
+            if netdev is not None and refusals.get(vf.index) is None:
+                _set_netdev(session, vf, *netdev)
+    return [refusals.get(vf.index) for vf, *_rest in changes]

@@ -14,8 +14,9 @@
 
 Only CAP_NET_ADMIN: every privileged thing this library does is a netlink
 request that changes a link (VF attributes on the PF, the MAC and state of
-a VF netdev). Reading the VF table needs no capability at all, but runs in
-the same context so that it sees the same network namespace as the writes.
+a VF netdev). Reading needs no capability at all and is done in the
+caller's process (sriov_vif.rtnl), which must share the daemon's network
+namespace, as nova-compute and the daemon it starts do.
 
 The prefix is the one module that may declare entrypoints,
 sriov_vif.privileged: oslo.privsep refuses a decorated function of any

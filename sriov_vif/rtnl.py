@@ -12,12 +12,22 @@
 
 """rtnetlink for VFs and VF netdevs: the codec and a blocking transport.
 
-Nothing here is privileged and nothing here is an entrypoint: the
-privileged entrypoints (sriov_vif.privileged) run these functions in the
-privsep daemon, after checking their arguments and resolving the VF from
-sysfs. Reading needs no capability, so a caller may also use the read
-functions in its own process. Functions that take a PF name trust it:
-only the privileged module calls the ones that change a link.
+Nothing here is privileged and nothing here is an entrypoint. Reading a
+link needs no capability: the plugin reads VFs and VF netdevs in its own
+process (nova-compute's), so that a plug or unplug makes one privileged
+round trip, the change. The privileged entrypoint (sriov_vif.privileged)
+runs the functions that change a link in the privsep daemon, after
+checking their arguments and resolving the VFs from sysfs. Functions that
+take a PF name trust it: only the privileged module calls the ones that
+change a link.
+
+The transport is a plain socket of the standard library, blocking, one
+per operation. nova-compute runs either monkey-patched by eventlet or
+with native threads (nova/monkey_patch.py); a socket works in both (a
+green socket under eventlet, a blocking one per native thread), where an
+asyncio event loop per call does not: under eventlet, green threads share
+one OS thread, and a second loop started while another waits fails with
+"Cannot run the event loop while another loop is running".
 
 Requests are built with message classes of our own rather than pyroute2's
 ifinfmsg, for two reasons. pyroute2 0.9.7 encodes ifla_vf_vlan_info in 14
@@ -31,26 +41,33 @@ nothing else. Replies are decoded with pyroute2's own classes.
 The kernel applies the attributes of one VF in a fixed order (MAC, VLAN,
 VLAN list, TX rate, rate, spoof check, link state, RSS query, trust) and
 stops at the first error without saying which one failed, leaving the
-earlier ones applied. apply_vf_settings therefore reads the VF back after
-a failure, names the first attribute in kernel order that did not take
-effect, and rolls back the ones that did (apply_vf_request).
+earlier ones applied; with several VFs in one request, the VFs before
+the refused one stay applied and those after it are never tried.
+apply_vf_request therefore reads the VF back after a failure, names the
+first attribute in kernel order that did not take effect, and rolls back
+the ones that did; apply_vf_requests sends each VF again on its own when
+a request for several is refused.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 import contextlib
 import errno
 import os
+import socket
 import struct
 from typing import Any
 from typing import Final
 
 from oslo_log import log as logging
-from pyroute2 import AsyncIPRoute
+from pyroute2.netlink import NETLINK_ROUTE
 from pyroute2.netlink import NLM_F_ACK
 from pyroute2.netlink import NLM_F_REQUEST
+from pyroute2.netlink import NLMSG_DONE
+from pyroute2.netlink import NLMSG_ERROR
 from pyroute2.netlink import nla
 from pyroute2.netlink import nlmsg
 from pyroute2.netlink.exceptions import NetlinkError
@@ -78,6 +95,14 @@ IFLA_VF_MAC: Final = 1
 NLA_TYPE_MASK: Final = 0x3FFF
 _NLA_HEADER: Final = struct.Struct("=HH")
 _U32: Final = struct.Struct("=I")
+# struct nlmsghdr: length, type, flags, sequence number, port id; an
+# NLMSG_ERROR payload starts with the negative errno (0 for an ACK).
+_NLMSG_HEADER: Final = struct.Struct("=IHHII")
+_NLMSG_ERRNO: Final = struct.Struct("=i")
+# VFs per RTM_SETLINK: IFLA_VFINFO_LIST has a 16-bit length, and one VF
+# takes at most 120 bytes (MAC 40, VLAN list 24, rate 16, three settings
+# 36, its own header 4): 256 VFs stay under half of it.
+MAX_VFS_PER_REQUEST: Final = 256
 
 ETH_P_8021Q: Final = 0x8100
 ETH_P_8021AD: Final = 0x88A8
@@ -225,20 +250,35 @@ def vf_attributes(vf_index: int,
     return attrs
 
 
-def build_set_vf_message(pf_ifname: str, vf_index: int,
-                         settings: VFSettings) -> SetVFMessage:
-    """One RTM_SETLINK carrying every requested attribute of one VF."""
+def build_set_vfs_message(
+        pf_ifname: str,
+        requests: Sequence[tuple[int, VFSettings]]) -> SetVFMessage:
+    """One RTM_SETLINK carrying every requested attribute of VFs of a PF.
+
+    The kernel walks IFLA_VFINFO_LIST in order, one IFLA_VF_INFO per VF,
+    and stops at the first attribute a driver refuses.
+    """
+    if not 0 < len(requests) <= MAX_VFS_PER_REQUEST:
+        raise exception.InvalidVFSetting(
+            name="vfs", value=len(requests),
+            reason=f"one request carries 1 to {MAX_VFS_PER_REQUEST} VFs")
     msg = SetVFMessage()
     msg["family"] = 0
     msg["index"] = 0  # 0: the kernel looks the PF up by IFLA_IFNAME
     msg["attrs"] = [
         ("IFLA_IFNAME", pf_ifname),
         ("IFLA_VFINFO_LIST", {"attrs": [
-            ("IFLA_VF_INFO",
-             {"attrs": vf_attributes(vf_index, settings)}),
+            ("IFLA_VF_INFO", {"attrs": vf_attributes(vf_index, settings)})
+            for vf_index, settings in requests
         ]}),
     ]
     return msg
+
+
+def build_set_vf_message(pf_ifname: str, vf_index: int,
+                         settings: VFSettings) -> SetVFMessage:
+    """One RTM_SETLINK carrying every requested attribute of one VF."""
+    return build_set_vfs_message(pf_ifname, [(vf_index, settings)])
 
 
 class DecodeError(ValueError):
@@ -331,8 +371,8 @@ def _nlas(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
         pos += (length + 3) & ~3
 
 
-def _vf_position(vf_list: Any, vf_index: int) -> int | None:
-    """Where in IFLA_VFINFO_LIST the VF with this index is, from the bytes.
+def _vf_positions(vf_list: Any, wanted: set[int]) -> dict[int, int]:
+    """Where in IFLA_VFINFO_LIST the wanted VF indexes are, from the bytes.
 
     pyroute2 decodes a VF's nested attributes all at once when any of them
     is read, which costs more on a 256-VF PF than the whole netlink round
@@ -341,6 +381,7 @@ def _vf_position(vf_list: Any, vf_index: int) -> int | None:
     data = bytes(vf_list.data)
     start = vf_list.offset + _NLA_HEADER.size
     end = vf_list.offset + vf_list.length
+    positions: dict[int, int] = {}
     position = 0
     for kind, payload in _nlas(data, start, end):
         if kind != IFLA_VF_INFO:
@@ -348,30 +389,39 @@ def _vf_position(vf_list: Any, vf_index: int) -> int | None:
         length = _NLA_HEADER.unpack_from(data, payload - 4)[0]
         for inner, value in _nlas(data, payload, payload - 4 + length):
             if inner == IFLA_VF_MAC:
-                if _U32.unpack_from(data, value)[0] == vf_index:
-                    return position
+                index = _U32.unpack_from(data, value)[0]
+                if index in wanted:
+                    positions.setdefault(index, position)
                 break
         position += 1
-    return None
+    return positions
 
 
-def find_vf(msg: Any, pf_ifname: str,
-            vf_index: int) -> tuple[int, int, VFState | None]:
-    """(IFLA_NUM_VF, VFs listed, the VF or None) of an RTM_NEWLINK reply.
+def find_vfs(msg: Any, pf_ifname: str, vf_indexes: Sequence[int]
+             ) -> tuple[int, int, dict[int, VFState]]:
+    """(IFLA_NUM_VF, VFs listed, {index: VF}) of an RTM_NEWLINK reply.
 
-    Only the VF asked for is decoded, so one VF's read costs about the same
-    on a PF with 256 VFs as on one with 8.
+    Only the VFs asked for are decoded, so reading a few VFs costs about
+    the same on a PF with 256 VFs as on one with 8; a VF the PF does not
+    list is absent from the answer.
     """
     num_vfs = int(msg.get("IFLA_NUM_VF") or 0)
     vf_list = msg.get("IFLA_VFINFO_LIST")
     if vf_list is None:
-        return num_vfs, 0, None
+        return num_vfs, 0, {}
     # Slots, not get_attrs(): reading a slot's name decodes nothing.
     slots = [slot for slot in vf_list["attrs"] if slot[0] == "IFLA_VF_INFO"]
-    position = _vf_position(vf_list, vf_index)
-    if position is None:
-        return num_vfs, len(slots), None
-    return num_vfs, len(slots), _decode_vf(slots[position][1], pf_ifname)
+    positions = _vf_positions(vf_list, set(vf_indexes))
+    return num_vfs, len(slots), {
+        index: _decode_vf(slots[position][1], pf_ifname)
+        for index, position in positions.items()}
+
+
+def find_vf(msg: Any, pf_ifname: str,
+            vf_index: int) -> tuple[int, int, VFState | None]:
+    """(IFLA_NUM_VF, VFs listed, the VF or None) of an RTM_NEWLINK reply."""
+    num_vfs, listed, found = find_vfs(msg, pf_ifname, [vf_index])
+    return num_vfs, listed, found.get(vf_index)
 
 
 def first_unapplied(request: VFSettings, after: VFState) -> str | None:
@@ -406,48 +456,74 @@ def _fields_of(attribute: str | None) -> tuple[str, ...]:
     return dict(KERNEL_ORDER).get(attribute or "", ())
 
 
-# Transport: requests on a private event loop.
+# Transport: a blocking netlink socket.
 
 class Rtnl:
-    """Blocking rtnetlink requests, on pyroute2's AsyncIPRoute.
+    """Blocking rtnetlink requests on a socket of the standard library.
 
-    pyroute2 0.9.7's synchronous IPRoute.nlm_request fails (KeyError
-    'nlm_generator'), and it is the only way to send a message class of
-    our own; the asynchronous API works, so each Rtnl runs it on a
-    private event loop. One Rtnl serves one call, in whatever thread
-    runs it.
+    One Rtnl serves one operation, in whatever thread (or green thread)
+    runs it. Requests are sent with NLM_F_ACK: the kernel answers each
+    with its replies, if any, then an NLMSG_ERROR carrying 0 or the
+    errno, which ends the request. Replies are decoded with pyroute2's
+    ifinfmsg; pyroute2's own sockets are not used (see the module
+    docstring).
     """
 
     def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+            NETLINK_ROUTE)
+        self._sequence = 0
         try:
-            self._ipr = self._loop.run_until_complete(self._open())
+            self._sock.bind((0, 0))  # the kernel picks the port id
         except BaseException:
-            self._loop.close()
+            self._sock.close()
             raise
 
-    @staticmethod
-    async def _open() -> Any:
-        # groups=0: no multicast subscriptions, only our own replies.
-        return AsyncIPRoute(groups=0)
-
-    async def _request(self, msg: Any, msg_type: int) -> list[Any]:
-        replies = await self._ipr.nlm_request(
-            msg, msg_type=msg_type, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
-        return [reply async for reply in replies]
+    def _receive(self) -> bytes:
+        """One datagram, whole: its size is peeked first (MSG_TRUNC)."""
+        probe = bytearray(_NLMSG_HEADER.size)
+        size = self._sock.recv_into(probe, len(probe),
+                                    socket.MSG_PEEK | socket.MSG_TRUNC)
+        buffer = bytearray(max(size, len(probe)))
+        received = self._sock.recv_into(buffer, len(buffer))
+        return bytes(buffer[:received])
 
     def request(self, msg: Any, msg_type: int) -> list[Any]:
         """Send msg and return the replies; NetlinkError on an error."""
-        return self._loop.run_until_complete(self._request(msg, msg_type))
+        self._sequence += 1
+        header = msg["header"]
+        header["type"] = msg_type
+        header["flags"] = NLM_F_REQUEST | NLM_F_ACK
+        header["sequence_number"] = self._sequence
+        header["pid"] = 0
+        msg.encode()
+        self._sock.sendto(bytes(msg.data), (0, 0))
+        replies: list[Any] = []
+        while True:
+            data = self._receive()
+            offset = 0
+            while offset + _NLMSG_HEADER.size <= len(data):
+                length, kind, _flags, sequence, _port = (
+                    _NLMSG_HEADER.unpack_from(data, offset))
+                if length < _NLMSG_HEADER.size:
+                    raise DecodeError(f"netlink message of length {length}")
+                payload = offset + _NLMSG_HEADER.size
+                if sequence == self._sequence:
+                    if kind == NLMSG_ERROR:
+                        code = -_NLMSG_ERRNO.unpack_from(data, payload)[0]
+                        if code:
+                            raise NetlinkError(code)
+                        return replies
+                    if kind == NLMSG_DONE:
+                        return replies
+                    reply = ifinfmsg(data, offset=offset)
+                    reply.decode()
+                    replies.append(reply)
+                offset += (length + 3) & ~3
 
     def close(self) -> None:
-        try:
-            self._ipr.close()
-            # let the transport finish closing its socket on our loop
-            self._loop.run_until_complete(asyncio.sleep(0))
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        finally:
-            self._loop.close()
+        self._sock.close()
 
 
 @contextlib.contextmanager
@@ -486,11 +562,18 @@ def read_vfs(rtnl: Rtnl, pf_ifname: str) -> tuple[int, list[VFState]]:
                            pf_ifname)
 
 
+def read_some(rtnl: Rtnl, pf_ifname: str, vf_indexes: Sequence[int]
+              ) -> tuple[int, int, dict[int, VFState]]:
+    """(IFLA_NUM_VF, VFs listed, {index: VF}) of a PF: one request."""
+    return find_vfs(get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
+                    pf_ifname, vf_indexes)
+
+
 def read_one(rtnl: Rtnl, pf_ifname: str,
              vf_index: int) -> tuple[int, int, VFState | None]:
     """(IFLA_NUM_VF, VFs listed, the VF or None) of a PF."""
-    return find_vf(get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
-                   pf_ifname, vf_index)
+    num_vfs, listed, found = read_some(rtnl, pf_ifname, [vf_index])
+    return num_vfs, listed, found.get(vf_index)
 
 
 def read_netdev(rtnl: Rtnl, ifname: str) -> tuple[str, bool]:
@@ -509,9 +592,45 @@ def send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
                  RTM_SETLINK)
 
 
+def send_vfs(rtnl: Rtnl, pf_ifname: str,
+             requests: Sequence[tuple[int, VFSettings]]) -> None:
+    """One RTM_SETLINK with settings for VFs of a PF; NetlinkError if not."""
+    LOG.debug("RTM_SETLINK %(pf)s, %(count)d VFs: %(attrs)s",
+              {"pf": pf_ifname, "count": len(requests),
+               "attrs": {index: settings.requested()
+                         for index, settings in requests}})
+    rtnl.request(build_set_vfs_message(pf_ifname, requests), RTM_SETLINK)
+
+
 def missing_cap_reason() -> str:
     return ("the kernel refused the request (EPERM): the privsep daemon "
             "lacks CAP_NET_ADMIN")
+
+
+def describe(exc: NetlinkError) -> str:
+    """The errno of a refused request, as the errors of sriov-vif say it."""
+    if exc.code == errno.EPERM:
+        return missing_cap_reason()
+    return (f"{os.strerror(exc.code)} "
+            f"({errno.errorcode.get(exc.code, exc.code)})")
+
+
+@contextlib.contextmanager
+def reported_as(error: Callable[..., exception.SriovVifError]
+                ) -> Iterator[None]:
+    """Any netlink or decoding failure below as error(reason=...).
+
+    error names the VFs concerned (their PCI address, PF and index), as
+    every error of sriov-vif about a VF does.
+    """
+    try:
+        yield
+    except exception.SriovVifError:
+        raise
+    except NetlinkError as exc:
+        raise error(reason=describe(exc)) from None
+    except (RollbackFailed, DecodeError, struct.error) as exc:
+        raise error(reason=str(exc)) from None
 
 
 class RollbackFailed(Exception):
@@ -584,6 +703,40 @@ def apply_vf_request(rtnl: Rtnl, pf_ifname: str, vf_index: int,
             f"{left} did not return to {before}")
     refusal["rolled_back"] = sorted(undo.requested())
     return refusal
+
+
+def apply_vf_requests(
+        rtnl: Rtnl, pf_ifname: str,
+        requests: Sequence[tuple[int, VFSettings, VFState]]
+) -> list[dict[str, Any] | None]:
+    """Apply requests (vf index, settings, state before) to VFs of a PF.
+
+    All of them go in one RTM_SETLINK. When the kernel refuses it, it has
+    applied the VFs before the one it refused, part of that one and
+    nothing after it, and does not say which: each VF is then sent again
+    on its own (apply_vf_request), so that the refused one is located
+    and rolled back to its state before and none of the others is held
+    back by it. Returns one refusal (or None) per request, in order.
+    Raises as apply_vf_request does.
+    """
+    if len(requests) > 1:
+        try:
+            for first in range(0, len(requests), MAX_VFS_PER_REQUEST):
+                send_vfs(rtnl, pf_ifname, [
+                    (index, request) for index, request, _before
+                    in requests[first:first + MAX_VFS_PER_REQUEST]])
+            return [None] * len(requests)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                raise exception.NetdevNotFound(ifname=pf_ifname) from None
+            if exc.code == errno.EPERM:
+                raise
+            LOG.info("PF %(pf)s refused a request for %(count)d VFs "
+                     "(%(err)s); sending each VF on its own",
+                     {"pf": pf_ifname, "count": len(requests),
+                      "err": os.strerror(exc.code)})
+    return [apply_vf_request(rtnl, pf_ifname, index, request, before)
+            for index, request, before in requests]
 
 
 def set_link(rtnl: Rtnl, ifname: str, mac: str | None,

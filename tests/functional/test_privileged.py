@@ -10,22 +10,26 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The privileged entrypoints on the host's kernel, through the real daemon.
+"""The privileged entrypoint on the host's kernel, through the real daemon.
 
 Everything the host kernel can do without SR-IOV hardware: the netdev
 side of a direct VIF on veth and macvtap (stand-in VF netdevs named by a
-sysfs tree under the daemon's sysfs_root), the errors of VF requests on a
-device without VFs and on a missing one, and the daemon refusing bad
-arguments and any interface that is not the named VF's by itself. Each
-change is read back with iproute2. The VF attributes themselves are
-proven on netdevsim in tests/kernel.
+sysfs tree under the daemon's sysfs_root), the reads this process makes
+itself, without privilege, the errors of VF requests on a device without
+VFs and on a missing one, and the daemon refusing bad arguments and any
+interface that is not the named VF's by itself. Each change is read back
+with iproute2. The VF attributes themselves are proven on netdevsim in
+tests/kernel.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 
@@ -41,6 +45,7 @@ from tests.functional.conftest import VF_ADDRESSES
 
 CAP_NET_ADMIN = 12
 MAC = "52:54:00:12:34:56"
+REPO = Path(__file__).resolve().parents[2]
 NO_SUCH_LINK = "nlnope0"
 
 pytestmark = pytest.mark.usefixtures("nl_privsep_daemon")
@@ -60,10 +65,35 @@ def vf1():
     return conftest.find_vf(VF_ADDRESSES[1])  # netdev nlm0 (macvtap)
 
 
+def set_netdev(vf, ifname, mac=None, up=None):
+    """A direct VIF's netdev change, alone in its privileged call."""
+    vf_config.apply_settings(
+        vf, VFSettings(), dataclasses.replace(vf_zero(), index=vf.index),
+        unsupported_action="fail",
+        netdev=vf_config.NetdevChange(ifname, mac=mac, up=up))
+
+
+def item(vf_address, settings, before=None, netdev=None):
+    return {"address": vf_address, "settings": settings,
+            "before": GOOD_BEFORE if before is None else before,
+            "netdev": netdev}
+
+
+def change(vf_address, settings, before=None, netdev=None,
+           pf_address=PF_ADDRESS, pf_ifname="nlvb"):
+    """The entrypoint, called directly: through the channel to the daemon."""
+    return privileged.change_vfs(pf_address, pf_ifname,
+                                 [item(vf_address, settings, before, netdev)])
+
+
+def netdev(ifname="nlva", mac=None, up=False):
+    return {"ifname": ifname, "mac": mac, "up": up}
+
+
 def test_daemon_runs_in_our_netns_with_only_cap_net_admin(nl_veth,
                                                           nl_privsep_daemon,
                                                           nl_private_netns):
-    vf_config.netdev_state(vf0(), nl_veth.name)  # launches the daemon
+    set_netdev(vf0(), nl_veth.name, up=False)  # launches the daemon
 
     assert nl_privsep_daemon.channel is not None
     ours = [pid for pid in conftest.privsep_daemon_pids()
@@ -84,7 +114,7 @@ def test_read_netdev_matches_iproute2(nl_veth, nl_ip_link):
 
 
 def test_set_netdev_changes_mac_and_brings_it_up(nl_veth, nl_ip_link):
-    vf_config.set_netdev(vf0(), nl_veth.name, mac=MAC, up=True)
+    set_netdev(vf0(), nl_veth.name, mac=MAC, up=True)
 
     link = nl_ip_link(nl_veth.name)
     assert link["address"] == MAC
@@ -94,11 +124,10 @@ def test_set_netdev_changes_mac_and_brings_it_up(nl_veth, nl_ip_link):
 
 
 def test_set_netdev_takes_it_down_and_changes_mac(nl_veth, nl_ip_link):
-    vf_config.set_netdev(vf0(), nl_veth.name, up=True)
+    set_netdev(vf0(), nl_veth.name, up=True)
     assert "UP" in nl_ip_link(nl_veth.name)["flags"]
 
-    vf_config.set_netdev(vf0(), nl_veth.name, mac="52:54:00:00:00:02",
-                         up=False)
+    set_netdev(vf0(), nl_veth.name, mac="52:54:00:00:00:02", up=False)
 
     link = nl_ip_link(nl_veth.name)
     assert link["address"] == "52:54:00:00:00:02"
@@ -106,12 +135,12 @@ def test_set_netdev_takes_it_down_and_changes_mac(nl_veth, nl_ip_link):
 
 
 def test_set_netdev_on_macvtap(nl_veth, nl_ip_link):
-    vf_config.set_netdev(vf1(), nl_veth.macvtap, mac=MAC, up=True)
+    set_netdev(vf1(), nl_veth.macvtap, mac=MAC, up=True)
     link = nl_ip_link(nl_veth.macvtap)
     assert link["address"] == MAC
     assert "UP" in link["flags"]
     # only the MAC, leaving the state alone
-    vf_config.set_netdev(vf1(), nl_veth.macvtap, mac="52:54:00:00:00:03")
+    set_netdev(vf1(), nl_veth.macvtap, mac="52:54:00:00:00:03")
     link = nl_ip_link(nl_veth.macvtap)
     assert link["address"] == "52:54:00:00:00:03"
     assert "UP" in link["flags"]
@@ -150,7 +179,7 @@ def test_missing_device_is_netdev_not_found():
             gone, VFSettings(trust=True), vf_zero(),
             unsupported_action="fail"), "nlnope0"),
         (lambda: vf_config.netdev_state(gone, "nlnope1"), "nlnope1"),
-        (lambda: vf_config.set_netdev(gone, "nlnope1", mac=MAC), "nlnope1"),
+        (lambda: set_netdev(gone, "nlnope1", mac=MAC), "nlnope1"),
     ]
     for call, ifname in calls:
         with pytest.raises(exception.SriovVifError) as err:
@@ -162,43 +191,39 @@ GOOD_BEFORE = vf_zero().to_primitive()
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: privileged.apply_vf_settings(
-        VF_ADDRESSES[0], {"vlan": 5000, "qos": 0, "vlan_proto": "802.1Q"},
-        GOOD_BEFORE),
+    (lambda: change(VF_ADDRESSES[0],
+                    {"vlan": 5000, "qos": 0, "vlan_proto": "802.1Q"}),
      exception.InvalidVFSetting,
      "Invalid VF setting vlan=5000: must be from 0 to 4094"),
-    (lambda: privileged.apply_vf_settings(
-        VF_ADDRESSES[0], {"mac": "01:00:5e:00:00:01"}, GOOD_BEFORE),
+    (lambda: change(VF_ADDRESSES[0], {"mac": "01:00:5e:00:00:01"}),
      exception.InvalidVFSetting,
      "Invalid VF setting mac='01:00:5e:00:00:01': is a multicast address; "
      "a VF needs a unicast MAC"),
-    (lambda: privileged.apply_vf_settings(
-        VF_ADDRESSES[0], {"max_tx_rate": 2**32, "min_tx_rate": 0},
-        GOOD_BEFORE),
+    (lambda: change(VF_ADDRESSES[0],
+                    {"max_tx_rate": 2**32, "min_tx_rate": 0}),
      exception.InvalidVFSetting,
      "Invalid VF setting max_tx_rate=4294967296: must be from 0 to "
      "4294967295"),
-    (lambda: privileged.apply_vf_settings(
-        VF_ADDRESSES[0], {"owner": "x"}, GOOD_BEFORE),
+    (lambda: change(VF_ADDRESSES[0], {"owner": "x"}),
      exception.InvalidVFSetting,
      "Invalid VF setting owner='x': not a VF attribute sriov-vif knows"),
-    (lambda: privileged.apply_vf_settings(
-        VF_ADDRESSES[0], {"trust": True}, dict(GOOD_BEFORE, index=3)),
+    (lambda: change(VF_ADDRESSES[0], {"trust": True},
+                    dict(GOOD_BEFORE, index=3)),
      exception.InvalidVFSetting,
      "Invalid VF setting before.index=3: is the state of another VF than 0"),
-    (lambda: privileged.read_vf("0000:81:10.0\n"),
+    (lambda: change("0000:81:10.0\n", {}),
      exception.InvalidPciAddress,
      "Invalid PCI address '0000:81:10.0\\n': must be domain:bus:slot."
      "function in hex, like 0000:81:10.2"),
-    (lambda: privileged.read_vf_table("nlva/.."),
+    (lambda: change(VF_ADDRESSES[0], {}, pf_address="nlva/.."),
      exception.InvalidPciAddress,
      "Invalid PCI address 'nlva/..': must be domain:bus:slot.function in "
      "hex, like 0000:81:10.2"),
-    (lambda: privileged.set_vf_netdev(VF_ADDRESSES[0], "nlva",
-                                      "00:00:00:00:00:00", True),
+    (lambda: change(VF_ADDRESSES[0], {},
+                    netdev=netdev(mac="00:00:00:00:00:00", up=True)),
      exception.InvalidVFSetting,
      "Invalid VF setting mac='00:00:00:00:00:00': must not be all zeros"),
-    (lambda: privileged.set_vf_netdev(VF_ADDRESSES[0], "nlva", None, "up"),
+    (lambda: change(VF_ADDRESSES[0], {}, netdev=netdev(up="up")),
      exception.InvalidVFSetting,
      "Invalid VF setting up='up': must be true, false or null"),
 ])
@@ -220,22 +245,24 @@ def test_daemon_refuses_bad_arguments_itself(nl_veth, nl_ip_link,
 # interface, any PF): the daemon now refuses it itself.
 
 @pytest.mark.parametrize("call, error", [
-    (lambda: privileged.set_vf_netdev(VF_ADDRESSES[0], "lo", None, False),
+    (lambda: change(VF_ADDRESSES[0], {}, netdev=netdev("lo")),
      exception.NotTheVFNetdev),
-    (lambda: privileged.read_vf_netdev(VF_ADDRESSES[0], "lo"),
+    (lambda: change(VF_ADDRESSES[0], {}, netdev=netdev("nlm0")),
      exception.NotTheVFNetdev),
-    (lambda: privileged.set_vf_netdev(VF_ADDRESSES[0], "nlm0", None, False),
-     exception.NotTheVFNetdev),
-    (lambda: privileged.set_vf_netdev(PF_ADDRESS, "nlvb", None, False),
+    (lambda: change(PF_ADDRESS, {}, netdev=netdev("nlvb")),
      exception.NotAVirtualFunction),
-    (lambda: privileged.set_vf_netdev("0000:00:1f.6", "lo", None, False),
+    (lambda: change("0000:00:1f.6", {}, netdev=netdev("lo")),
      exception.PciDeviceNotFound),
-    (lambda: privileged.apply_vf_settings("0000:00:1f.6", {"trust": True},
-                                          GOOD_BEFORE),
+    (lambda: change("0000:00:1f.6", {"trust": True}),
      exception.PciDeviceNotFound),
-    (lambda: privileged.apply_vf_settings(PF_ADDRESS, {"trust": True},
-                                          GOOD_BEFORE),
+    (lambda: change(PF_ADDRESS, {"trust": True}),
      exception.NotAVirtualFunction),
+    # the PF netdev is the daemon's to find, never the caller's to name
+    (lambda: change(VF_ADDRESSES[0], {"trust": True}, pf_ifname="lo"),
+     exception.PFUnusable),
+    (lambda: change(VF_ADDRESSES[0], {}, netdev=netdev(),
+                    pf_address=VF_ADDRESSES[1]),
+     exception.PFUnusable),
 ])
 def test_daemon_refuses_anything_but_the_vfs_sysfs_names(
         nl_veth, nl_ip_link, nl_privsep_daemon, call, error):
@@ -250,7 +277,7 @@ def test_daemon_refuses_anything_but_the_vfs_sysfs_names(
 
 def test_errors_arrive_as_our_classes_with_their_message(nl_veth):
     with pytest.raises(exception.NotTheVFNetdev) as err:
-        privileged.read_vf_netdev(VF_ADDRESSES[0], "lo")
+        change(VF_ADDRESSES[0], {}, netdev=netdev("lo"))
     assert type(err.value) is exception.NotTheVFNetdev
     assert err.value.format_message() == (
         "Refusing to touch network device lo: it is not the netdev of VF "
@@ -258,11 +285,68 @@ def test_errors_arrive_as_our_classes_with_their_message(nl_veth):
 
 
 def test_results_come_back_as_primitives(nl_veth, nl_ip_link):
-    table = privileged.read_vf_table(PF_ADDRESS)
     # msgpack: lists are tuples
-    assert table == {"pf_ifname": "nlvb", "num_vfs": 0, "vfs": ()}
-    state = privileged.read_vf_netdev(VF_ADDRESSES[0], nl_veth.name)
-    assert state == {"mac": nl_ip_link(nl_veth.name)["address"],
-                     "up": False}
-    assert dataclasses.asdict(vf_config.netdev_state(
-        vf0(), nl_veth.name)) == state
+    assert change(VF_ADDRESSES[0], {}, netdev=netdev(mac=MAC)) == (None,)
+    (refused,) = change(VF_ADDRESSES[0], {"trust": True})
+    assert refused["attribute"] == "trust"
+    assert refused["fields"] == ("trust",)
+    assert nl_ip_link(nl_veth.name)["address"] == MAC
+
+
+# Reading needs no privilege: nova-compute reads in its own process, in
+# either of its two modes (harness/nova_compute.py, as nova 34's
+# nova/monkey_patch.py sets them), as its own user.
+
+READER = """
+import sys
+from harness import nova_compute
+nova_compute.enter_mode(sys.argv[1])
+import json, threading
+from sriov_vif import discovery, vf_config
+root, vf_address, ifname, uid = sys.argv[2:6]
+vf = discovery.find_vf(root, vf_address)
+nova_compute.drop_to(int(uid), int(uid))
+results, errors = [], []
+
+def read():
+    try:
+        for _ in range(20):
+            results.append((vf_config.vf_table(vf.pf),
+                            vf_config.netdev_state(vf, ifname)))
+    except Exception as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=read) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+table, state = results[0]
+print(json.dumps({"capabilities": nova_compute.capabilities(),
+                  "errors": errors, "reads": len(results),
+                  "same": all(r == results[0] for r in results),
+                  "table": len(table), "mac": state.mac, "up": state.up,
+                  **nova_compute.describe_mode()}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "native"])
+def test_reads_work_unprivileged_in_both_nova_compute_modes(
+        nl_veth, nl_ip_link, nl_sysfs, mode):
+    # A process of its own as nova's user, in this netns (forked from the
+    # thread that entered it), 8 threads (green or native) at once.
+    result = subprocess.run(
+        [sys.executable, "-c", READER, mode, nl_sysfs.root,
+         VF_ADDRESSES[0], nl_veth.name, str(conftest.NOVA_UID)],
+        capture_output=True, text=True, check=False, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    link = nl_ip_link(nl_veth.name)
+    assert answer == {
+        "capabilities": 0, "errors": [], "reads": 160, "same": True,
+        "table": 0, "mac": link["address"], "up": "UP" in link["flags"],
+        "socket": ("eventlet.greenio.base" if mode == "eventlet"
+                   else "socket"),
+        "threads": ("eventlet.green.thread" if mode == "eventlet"
+                    else "_thread"),
+        "eventlet_loaded": mode == "eventlet"}

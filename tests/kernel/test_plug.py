@@ -44,6 +44,7 @@ from sriov_vif import libvirt_xml
 from sriov_vif import nova_integration
 from sriov_vif import objects
 from sriov_vif import plugin
+from sriov_vif import privsep
 from sriov_vif import vf_config
 from tests.nova_ports import nova_vif
 
@@ -147,6 +148,28 @@ def test_hostdev_plug_sets_every_attribute_and_unplug_restores(host):
     assert host.journal().addresses() == []
 
 
+@pytest.mark.parametrize("make", [_hostdev, _direct])
+def test_one_privileged_round_trip_per_plug_and_unplug(host, make,
+                                                       monkeypatch):
+    # Counted on the privsep channel itself: every call that crosses it.
+    channel = privsep.vif_plug.channel
+    trips = []
+    real = channel.remote_call
+
+    def counted(name, *args, **kwargs):
+        trips.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(channel, "remote_call", counted)
+    before = host.all_vfs()
+    vif = make(host, 3) if make is _direct else make(host, 8, trusted=True)
+    os_vif.plug(vif, INSTANCE)
+    assert trips == ["sriov_vif.privileged.change_vfs"]
+    os_vif.unplug(vif, INSTANCE)
+    assert trips == ["sriov_vif.privileged.change_vfs"] * 2
+    assert host.all_vfs() == before
+
+
 def test_generic_hostdev_gets_mac_and_vlan_from_the_plugin(host):
     vif = _hostdev(host, 4, vlan=42, dev_type="generic")
     os_vif.plug(vif, INSTANCE)
@@ -240,17 +263,19 @@ def test_sixteen_concurrent_plugs_on_one_pf(host):
     assert host.all_vfs() == before
 
 
-@pytest.mark.parametrize("step", ["read", "journal", "apply", "netdev"])
+@pytest.mark.parametrize("step", ["read", "netdev", "journal", "apply"])
 def test_failure_at_each_step_leaves_nothing_changed(host, step,
                                                      monkeypatch):
     before = host.all_vfs()
     netdev = host.built.vf(3).ifname
     netdev_before = _netdev(netdev)
 
+    # the reads (the VF, its netdev), the journal, the one privileged
+    # call that changes the VF and its netdev
     owner, name = {"read": (vf_config, "vf_state_now"),
+                   "netdev": (vf_config, "netdev_state"),
                    "journal": (journal.Journal, "save"),
-                   "apply": (vf_config, "apply_settings"),
-                   "netdev": (vf_config, "set_netdev")}[step]
+                   "apply": (vf_config, "apply_settings")}[step]
     real = getattr(owner, name)
     calls = []
 

@@ -41,6 +41,7 @@ from sriov_vif import config
 from sriov_vif import discovery
 from sriov_vif import exception
 from sriov_vif import privileged
+from sriov_vif import rtnl
 from sriov_vif import vf_config
 from sriov_vif.vf_state import VFSettings
 from sriov_vif.vf_state import VFState
@@ -346,23 +347,81 @@ def test_the_daemon_refuses_what_sysfs_does_not_name(
     before = ip_link_json(netdevsim_pf)["vfinfo_list"]
     lo = ip_link_json("lo")
     good_before = vf_config.vf_state_now(vf_of(netdevsim_pf, 0))
+
+    def change(vf_address, netdev=None, pf_address=None):
+        return privileged.change_vfs(
+            pf_address or _mapped[netdevsim_pf], netdevsim_pf, [{
+                "address": vf_address, "settings": {"mac": MAC},
+                "before": good_before.to_primitive(), "netdev": netdev}])
+
+    vf0 = vf_of(netdevsim_pf, 0).pci_address
     calls = [
-        # the PF itself, a VF address no PF has, lo as a VF netdev
-        lambda: privileged.apply_vf_settings(
-            _mapped[netdevsim_pf], {"mac": MAC},
-            good_before.to_primitive()),
-        lambda: privileged.apply_vf_settings(
-            "0000:ee:10.0", {"mac": MAC}, good_before.to_primitive()),
-        lambda: privileged.set_vf_netdev(
-            vf_of(netdevsim_pf, 0).pci_address, "lo", None, False),
-        lambda: privileged.set_vf_netdev(
-            vf_of(netdevsim_pf, 0).pci_address, netdevsim_pf, None, False),
+        # the PF itself, a VF address no PF has, lo or the PF as the
+        # VF's netdev, the PF named by the VF's address
+        lambda: change(_mapped[netdevsim_pf]),
+        lambda: change("0000:ee:10.0"),
+        lambda: change(vf0, {"ifname": "lo", "mac": None, "up": False}),
+        lambda: change(vf0, {"ifname": netdevsim_pf, "mac": None,
+                             "up": False}),
+        lambda: change(vf0, pf_address=vf0),
     ]
     for call in calls:
         with pytest.raises(exception.SriovVifError):
             call()
     assert ip_link_json(netdevsim_pf)["vfinfo_list"] == before
     assert ip_link_json("lo") == lo
+
+
+# Several VFs in one RTM_SETLINK (restore).
+
+def test_one_request_sets_many_vfs(netdevsim_pf: str,
+                                   ip_link_json: IpLinkJson) -> None:
+    with rtnl.session() as session:
+        rtnl.send_vfs(session, netdevsim_pf, [
+            (index, VFSettings(mac=f"52:54:00:00:00:{index:02x}",
+                               vlan=10 + index, qos=index % 8,
+                               vlan_proto="802.1Q", trust=True))
+            for index in range(8)])
+    for index in range(8):
+        vf = ip_vf(ip_link_json, netdevsim_pf, index)
+        assert (vf["mac"], vf["vlan"], vf["qos"], vf["trust"]) == (
+            f"52:54:00:00:00:{index:02x}", 10 + index, index % 8, True)
+
+
+def test_the_kernel_stops_a_vf_list_at_the_refused_vf(
+        switchdev_pf: str, ip_link_json: IpLinkJson) -> None:
+    # What apply_vf_requests assumes: the VFs before the refused one are
+    # applied, the refused one partly, those after it not at all.
+    with rtnl.session() as session, pytest.raises(NetlinkError) as err:
+        rtnl.send_vfs(session, switchdev_pf, [
+            (0, VFSettings(mac="52:54:00:00:00:01")),
+            (1, VFSettings(mac="52:54:00:00:00:02", min_tx_rate=0,
+                           max_tx_rate=100)),
+            (2, VFSettings(mac="52:54:00:00:00:03"))])
+    assert err.value.code == errno.EOPNOTSUPP
+    assert [ip_vf(ip_link_json, switchdev_pf, i)["mac"]
+            for i in range(3)] == [
+        "52:54:00:00:00:01", "52:54:00:00:00:02", ZERO_MAC]
+
+
+def test_a_refused_vf_in_a_batch_is_rolled_back_alone(
+        switchdev_pf: str, ip_link_json: IpLinkJson) -> None:
+    before = [vf_config.vf_state_now(vf_of(switchdev_pf, i))
+              for i in range(3)]
+    rated = VFSettings(mac="52:54:00:00:00:02", max_tx_rate=100)
+    outcomes = vf_config.apply_changes([
+        vf_config.Change(vf_of(switchdev_pf, i), settings, before[i])
+        for i, settings in enumerate([
+            VFSettings(mac="52:54:00:00:00:01", trust=True), rated,
+            VFSettings(mac="52:54:00:00:00:03", trust=True)])],
+        unsupported_action="fail")
+    assert isinstance(outcomes[vf_of(switchdev_pf, 1).pci_address],
+                      exception.VFAttributeUnsupported)
+    assert ip_vf(ip_link_json, switchdev_pf, 1) == state_fields(before[1])
+    for index in (0, 2):
+        vf = ip_vf(ip_link_json, switchdev_pf, index)
+        assert (vf["mac"], vf["trust"]) == (
+            f"52:54:00:00:00:0{index + 1}", True)
 
 
 # A PF with 256 VFs.
@@ -389,3 +448,15 @@ def test_256_vfs_read_back_complete_and_keyed_right(
     assert ours[255].mac == "52:54:00:00:00:ff"
     assert ours[255].vlan == 256
     assert ours[254].mac == ZERO_MAC
+    # All 256 in one RTM_SETLINK (a restore's batch): the kernel takes
+    # the whole list.
+    with rtnl.session() as session:
+        rtnl.send_vfs(session, pf, [
+            (index, VFSettings(vlan=1000 + index, qos=0,
+                               vlan_proto="802.1Q", trust=False))
+            for index in range(256)])
+    after = vf_table(pf).vfs
+    assert sorted(after) == list(range(256))
+    assert all((after[i].vlan, after[i].trust) == (1000 + i, False)
+               for i in range(256))
+    assert after[255].mac == "52:54:00:00:00:ff"

@@ -12,9 +12,9 @@
 
 """The sriov-vif command: output shapes and one-line errors.
 
-inventory reads the kernel's VF tables through privsep; here a fake table
-stands in for it (the kernel tier runs the real one), everything else is
-the real code on sysfs-shaped trees.
+inventory reads the kernel's VF tables itself, with no privsep daemon;
+here a fake table stands in for it (the kernel tier runs the real one),
+everything else is the real code on sysfs-shaped trees.
 """
 
 import json
@@ -70,7 +70,11 @@ def tree(tmp_path, monkeypatch):
         return _table(4)
 
     monkeypatch.setattr(vf_config, "vf_table", vf_table)
-    monkeypatch.setattr(cli, "_start_privsep", lambda: None)
+
+    def no_daemon():
+        raise AssertionError("inventory started the privileged daemon")
+
+    monkeypatch.setattr(cli, "_start_privsep", no_daemon)
     conf = tmp_path / "sriov.conf"
     conf.write_text(f"[os_vif_sriov]\nsysfs_root = {t.root}\n"
                     f"state_path = {tmp_path / 'state'}\n")

@@ -123,7 +123,8 @@ def test_non_root_without_helper_command_says_what_to_do(
     monkeypatch.setenv("PATH", str(tmp_path))
     privsep.vif_plug.stop()
     try:
-        status, _out, err = _run(capsys, "--config-file", conf, "inventory")
+        status, _out, err = _run(capsys, "--config-file", conf, "restore",
+                                 "--all")
     finally:
         privsep.vif_plug.stop()
     assert status == 1

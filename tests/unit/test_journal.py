@@ -71,6 +71,29 @@ def test_save_replaces_atomically(tmp_path):
     assert j.addresses() == [ADDRESS]
 
 
+def test_many_records_go_with_their_leftovers_and_one_fsync(tmp_path,
+                                                            monkeypatch):
+    state = tmp_path / "state"
+    j = journal.Journal(str(state))
+    addresses = [f"0000:81:10.{i}" for i in range(5)]
+    for i, address in enumerate(addresses):
+        j.save(_record(pci_address=address, vf_index=i))
+    # what a save killed before its rename leaves
+    (state / f".{addresses[1]}.json.0a1b2c3d.tmp").write_text("{")
+    (state / f".{addresses[4]}.json.0a1b2c3d.tmp").write_text("{")
+    fsyncs: list[int] = []
+    monkeypatch.setattr(os, "fsync", fsyncs.append)
+    j.remove_many(addresses[:2] + ["0000:81:11.0"])  # one never saved
+    assert len(fsyncs) == 1
+    assert sorted(os.listdir(state)) == sorted(
+        [f"{a}.json" for a in addresses[2:]]
+        + [f".{addresses[4]}.json.0a1b2c3d.tmp"])
+    fsyncs.clear()
+    j.remove_many(["0000:81:11.0"])  # nothing to remove: no fsync
+    j.remove_many([])
+    assert fsyncs == []
+
+
 def test_missing_record_is_none_and_remove_is_idempotent(tmp_path):
     j = journal.Journal(str(tmp_path / "never-created"))
     assert j.load(ADDRESS) is None

@@ -17,6 +17,7 @@ orchestration rules (journal first, replug keeps the original, stale
 owners, failures undo) where every failure can be injected at will.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -32,6 +33,7 @@ import pytest
 from harness import sysfs_tree
 from sriov_vif import config
 from sriov_vif import exception
+from sriov_vif import journal as journal_module
 from sriov_vif import objects
 from sriov_vif import plugin
 from sriov_vif import vf_config
@@ -48,7 +50,11 @@ VIF_B = "bbbbbbbb-0000-4000-8000-000000000002"
 
 
 class FakeKernel:
-    """VF tables and netdevs with the semantics vf_config promises."""
+    """VF tables and netdevs with the semantics vf_config promises.
+
+    trips counts the privileged calls vf_config would make: one per
+    apply_settings or apply_changes that has anything to send.
+    """
 
     def __init__(self, numvfs):
         self.vfs = {
@@ -59,7 +65,11 @@ class FakeKernel:
             for i in range(numvfs)}
         self.netdevs = {}
         self.applied = []
+        self.batches = []
+        self.trips = 0
+        self.sent = False
         self.refuse = None   # attribute name the "driver" refuses
+        self.refuse_vf = None  # only on this VF index, if set
         self.crash_after_apply = False
         self.fail_set_netdev = False
         self.lock = threading.Lock()
@@ -68,43 +78,79 @@ class FakeKernel:
         assert vf.pf.ifname == PF_IFNAME
         return self.vfs[vf.index]
 
-    def apply_settings(self, vf, settings, current, unsupported_action):
+    def vf_states_now(self, vfs):
+        return {vf.pci_address: self.vf_state_now(vf) for vf in vfs}
+
+    def _apply(self, vf, settings, current, netdev):
         assert vf.pf.ifname == PF_IFNAME
         pf_ifname, vf_index, pf_driver = PF_IFNAME, vf.index, vf.pf.driver
         request = settings.complete_with(current).differing_from(current)
-        if self.refuse in request.requested():
+        if self.refuse in request.requested() and self.refuse_vf in (
+                None, vf_index):
             raise exception.VFAttributeRefused(
                 pf_ifname=pf_ifname, driver=pf_driver, vf_index=vf_index,
                 address=vf.pci_address, attribute=self.refuse,
                 reason="Invalid argument")
-        if request.is_empty():  # vf_config sends nothing then
-            return current
+        if request.is_empty() and netdev is None:
+            return current  # vf_config sends nothing then
+        self.sent = True
         with self.lock:
             self.vfs[vf_index] = dataclasses.replace(
                 self.vfs[vf_index], **request.requested())
-            self.applied.append((vf_index, request.requested()))
+            if not request.is_empty():
+                self.applied.append((vf_index, request.requested()))
         if self.crash_after_apply:
             raise SystemExit("nova-compute killed")
+        if netdev is not None:
+            assert vf.ifname == netdev.ifname
+            if self.fail_set_netdev:
+                raise exception.NetdevNotFound(ifname=netdev.ifname)
+            old_mac, old_up = self.netdevs[netdev.ifname]
+            self.netdevs[netdev.ifname] = (
+                netdev.mac or old_mac,
+                old_up if netdev.up is None else netdev.up)
         return self.vfs[vf_index]
+
+    @contextlib.contextmanager
+    def _trip(self):
+        self.sent = False
+        try:
+            yield
+        finally:
+            self.trips += self.sent
+
+    def apply_settings(self, vf, settings, current, unsupported_action,
+                       netdev=None):
+        with self._trip():
+            return self._apply(vf, settings, current, netdev)
+
+    def apply_changes(self, changes, unsupported_action):
+        with self._trip():
+            return self._apply_changes(changes)
+
+    def _apply_changes(self, changes):
+        self.batches.append([change.vf.index for change in changes])
+        outcomes = {}
+        for change in changes:
+            try:
+                outcomes[change.vf.pci_address] = self._apply(
+                    change.vf, change.settings, change.current,
+                    change.netdev)
+            except exception.SriovVifError as exc:
+                outcomes[change.vf.pci_address] = exc
+        return outcomes
 
     def netdev_state(self, vf, ifname):
         assert vf.ifname == ifname
         mac, up = self.netdevs[ifname]
         return vf_config.NetdevState(mac=mac, up=up)
 
-    def set_netdev(self, vf, ifname, mac=None, up=None):
-        assert vf.ifname == ifname
-        if self.fail_set_netdev:
-            raise exception.NetdevNotFound(ifname=ifname)
-        old_mac, old_up = self.netdevs[ifname]
-        self.netdevs[ifname] = (mac or old_mac, old_up if up is None else up)
-
 
 @pytest.fixture
 def kernel(monkeypatch):
     fake = FakeKernel(numvfs=16)
-    for name in ("vf_state_now", "apply_settings", "netdev_state",
-                 "set_netdev"):
+    for name in ("vf_state_now", "vf_states_now", "apply_settings",
+                 "apply_changes", "netdev_state"):
         monkeypatch.setattr(vf_config, name, getattr(fake, name))
     return fake
 
@@ -482,14 +528,14 @@ def test_restore_goes_on_past_any_error_and_any_record(sriov, host, kernel,
     with open(f"{state}/{host.vf(2).pci_address}.json", "w") as f:
         f.write("[]")
     # VF 3: something no SriovVifError describes.
-    real = plugin.SriovPlugin._rediscover
+    real = plugin.SriovPlugin._restore_target
 
-    def broken(self, record):
+    def broken(self, record, release):
         if record.pci_address == host.vf(3).pci_address:
             raise RuntimeError("driver exploded")
-        return real(self, record)
+        return real(self, record, release)
 
-    monkeypatch.setattr(plugin.SriovPlugin, "_rediscover", broken)
+    monkeypatch.setattr(plugin.SriovPlugin, "_restore_target", broken)
     result = sriov.restore()
     # VF 2's record was moved aside and logged: nothing left to restore
     assert result.restored == [host.vf(4).pci_address]
@@ -539,3 +585,76 @@ def test_a_plug_killed_while_saving_leaves_nothing_after_repair(
     sriov.unplug(_hostdev(host, 2), INSTANCE)
     assert sriov.restore([host.vf(3).pci_address]).failed == {}
     assert sorted(os.listdir(state)) == ["locks"]
+
+
+# One privileged round trip per operation; one per PF for a restore.
+
+def test_plug_and_unplug_make_one_privileged_call_each(sriov, host, kernel):
+    for vif in (_hostdev(host, 2, trusted=True), _direct(host, 3)):
+        kernel.trips = 0
+        sriov.plug(vif, INSTANCE)
+        assert kernel.trips == 1
+        sriov.unplug(vif, INSTANCE)
+        assert kernel.trips == 2
+
+
+def test_a_replug_that_finds_everything_in_place_changes_nothing(
+        conf, sriov, host, kernel, monkeypatch):
+    # nova-compute replugs every VIF when it starts
+    vif = _direct(host, 3)
+    sriov.plug(vif, INSTANCE)
+    saves = []
+    monkeypatch.setattr(journal_module.Journal, "save",
+                        lambda self, record: saves.append(record))
+    kernel.trips = 0
+    plugin.SriovPlugin(conf[config.GROUP]).plug(vif, INSTANCE)
+    assert (kernel.trips, saves) == (0, [])
+    # a VIF that lost its netdev MAC gets it back, in one call
+    netdev = host.vf(3).ifname
+    kernel.netdevs[netdev] = ("52:54:00:00:00:99", True)
+    plugin.SriovPlugin(conf[config.GROUP]).plug(vif, INSTANCE)
+    assert kernel.trips == 1 and saves == []
+    assert kernel.netdevs[netdev] == ("fa:16:3e:00:01:03", True)
+
+
+def test_restore_puts_back_the_vfs_of_a_pf_with_one_call(sriov, host,
+                                                         kernel):
+    originals = dict(kernel.vfs)
+    indexes = (0, 2, 3, 5, 9)
+    for index in indexes:
+        vif = (_direct(host, index, vif_id=f"dddddddd-0000-4000-8000-"
+                       f"{index:012d}") if index == 5 else
+               _hostdev(host, index, vif_id=f"dddddddd-0000-4000-8000-"
+                        f"{index:012d}", trusted=True))
+        sriov.plug(vif, INSTANCE)
+    netdev = host.vf(5).ifname
+    kernel.trips = 0
+    kernel.refuse, kernel.refuse_vf = "mac", 3
+    result = sriov.restore()
+    assert kernel.batches == [[0, 2, 3, 5, 9]]
+    # the batch, then VF 3 on its own: an error of its own is kept
+    assert result.restored == [host.vf(i).pci_address
+                               for i in (0, 2, 5, 9)]
+    assert list(result.failed) == [host.vf(3).pci_address]
+    assert sriov.state_journal.addresses() == [host.vf(3).pci_address]
+    for index in (0, 2, 5, 9):
+        assert kernel.vfs[index] == dataclasses.replace(
+            originals[index], mac=vf_state.ZERO_MAC)
+    assert kernel.netdevs[netdev] == ("52:54:00:00:00:05", False)
+
+
+def test_restore_removes_the_records_with_one_directory_fsync(
+        sriov, host, kernel, monkeypatch):
+    for index in range(6):
+        sriov.plug(_hostdev(host, index, vif_id=f"dddddddd-0000-4000-8000-"
+                            f"{index:012d}"), INSTANCE)
+    fsyncs = []
+    real_fsync = os.fsync
+
+    def counting(fd):
+        fsyncs.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    assert len(sriov.restore().restored) == 6
+    assert fsyncs == [sriov.state_journal.state_path]

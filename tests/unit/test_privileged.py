@@ -12,6 +12,9 @@
 
 """The privileged netlink layer, without root: encoding, decoding, logic.
 
+The one entrypoint, change_vfs, runs in this process (the in_process
+fixture), on FakeKernel.
+
 Messages are checked against byte layouts written here from
 linux/if_link.h with struct, never against pyroute2's view of them, so a
 pyroute2 encoding bug cannot hide in both the code and its test. The
@@ -72,6 +75,7 @@ IFINFOMSG = struct.Struct("=BxHiII")
 # struct ifla_vf_vlan_info {__u32 vf, vlan, qos; __be16 vlan_proto;}
 SIZEOF_IFLA_VF_VLAN_INFO = 16
 UNREPORTED = 0xFFFFFFFF
+ZERO_MAC = "00:00:00:00:00:00"
 
 PF = "enp1s0f0"
 PF_ADDRESS = "0000:81:00.0"
@@ -183,6 +187,7 @@ class FakeKernel:
                       for name in links}
         self.refuse = {}
         self.refuse_always = False
+        self.refuse_only_vf = None  # refuse only this VF's attributes
         self.errno_all = None
         # errno for every SETLINK after the first (refuses a rollback)
         self.refuse_later_setlinks = None
@@ -270,7 +275,7 @@ class FakeKernel:
                 IFLA_VF_VLAN_LIST: "vlan", IFLA_VF_RATE: "rate",
                 IFLA_VF_SPOOFCHK: "spoofchk", IFLA_VF_LINK_STATE: "link_state",
                 IFLA_VF_TRUST: "trust"}[attr_type]
-        if name in self.refuse:
+        if name in self.refuse and self.refuse_only_vf in (None, index):
             code = self.refuse[name]
             if not self.refuse_always:
                 del self.refuse[name]
@@ -328,6 +333,18 @@ def kernel(monkeypatch, in_process, sysfs):
                       links=(PF, *VF_NETDEVS))
     monkeypatch.setattr(rtnl, "Rtnl", fake.rtnl_class())
     return fake
+
+
+def item(vf_address, settings, before, netdev=None):
+    return {"address": vf_address, "settings": settings,
+            "before": before, "netdev": netdev}
+
+
+def apply_one(vf_address, settings, before, netdev=None):
+    """change_vfs for one VF, as a plug or an unplug calls it."""
+    (refused,) = privileged.change_vfs(
+        PF_ADDRESS, PF, [item(vf_address, settings, before, netdev)])
+    return refused
 
 
 def wire(value):
@@ -499,8 +516,9 @@ def test_the_daemon_names_the_vf_of_an_undecodable_answer(kernel,
         return real(0x9100, pf_ifname, vf_index)
 
     monkeypatch.setattr(rtnl, "_vlan_proto_name", odd)
+    kernel.refuse = {"trust": errno.EINVAL}  # the daemon reads back
     with pytest.raises(exception.VFConfigError) as err:
-        privileged.read_vf(A(3))
+        apply_one(A(3), {"trust": True}, vf(3).to_primitive())
     assert "VF 0000:81:10.3 (enp1s0f0 vf 3)" in str(err.value)
     assert "0x9100" in str(err.value)
 
@@ -544,9 +562,9 @@ def test_accepted_request_is_one_setlink(kernel):
 
     settings, before = request.to_primitive(), vf(1).to_primitive()
 
-    outcome = privileged.apply_vf_settings(A(1), settings, before)
+    outcome = apply_one(A(1), settings, before)
 
-    assert outcome == {"pf_ifname": PF, "vf_index": 1, "refused": None}
+    assert outcome is None
     assert len(kernel.setlink_requests()) == 1
     # pyroute2 pops keys from dicts it encodes: ours were never handed over
     assert settings == request.to_primitive()
@@ -558,7 +576,7 @@ def test_accepted_request_is_one_setlink(kernel):
 def test_half_groups_are_completed_from_the_state_before(kernel):
     kernel.vfs[1] = vf(1, vlan=9, qos=4, vlan_proto="802.1ad",
                        min_tx_rate=20, max_tx_rate=200)
-    privileged.apply_vf_settings(
+    apply_one(
         A(1), {"vlan": 10, "max_tx_rate": 300},
                               kernel.vfs[1].to_primitive())
     assert kernel.vfs[1] == vf(1, vlan=10, qos=4, vlan_proto="802.1ad",
@@ -572,10 +590,10 @@ def test_refusal_is_located_and_rolled_back(kernel):
                          vlan_proto="802.1ad", max_tx_rate=100,
                          min_tx_rate=0, trust=True)
 
-    outcome = privileged.apply_vf_settings(A(2), request.to_primitive(),
+    outcome = apply_one(A(2), request.to_primitive(),
                                            before.to_primitive())
 
-    assert outcome["refused"] == {
+    assert outcome == {
         "errno": errno.EOPNOTSUPP, "num_vfs": 4, "vf_present": True,
         "attribute": "rate", "fields": ["min_tx_rate", "max_tx_rate"],
         "rolled_back": ["mac", "qos", "vlan", "vlan_proto"],
@@ -587,11 +605,11 @@ def test_refusal_is_located_and_rolled_back(kernel):
 
 def test_refused_first_attribute_needs_no_rollback(kernel):
     kernel.refuse = {"mac": errno.EINVAL}
-    outcome = privileged.apply_vf_settings(
+    outcome = apply_one(
         A(0), {"mac": "52:54:00:12:34:56", "trust": True},
         vf(0).to_primitive())
-    assert outcome["refused"]["attribute"] == "mac"
-    assert outcome["refused"]["rolled_back"] == []
+    assert outcome["attribute"] == "mac"
+    assert outcome["rolled_back"] == []
     assert len(kernel.setlink_requests()) == 1
 
 
@@ -599,7 +617,7 @@ def test_failed_rollback_says_what_state_the_vf_is_in(kernel):
     kernel.refuse = {"trust": errno.EINVAL}
     kernel.refuse_later_setlinks = errno.EBUSY
     with pytest.raises(exception.VFConfigError) as err:
-        privileged.apply_vf_settings(
+        apply_one(
         A(0), {"mac": "52:54:00:12:34:56", "trust": True},
             vf(0).to_primitive())
     message = str(err.value)
@@ -612,9 +630,9 @@ def test_request_to_a_link_without_vfs_reports_the_first_attribute(
         monkeypatch, in_process, sysfs):
     fake = FakeKernel(vfs=[], links=(PF,))
     monkeypatch.setattr(rtnl, "Rtnl", fake.rtnl_class())
-    outcome = privileged.apply_vf_settings(
+    outcome = apply_one(
         A(0), {"trust": True, "link_state": "enable"}, vf(0).to_primitive())
-    assert outcome["refused"] == {
+    assert outcome == {
         "errno": errno.EOPNOTSUPP, "num_vfs": 0, "vf_present": False,
         "attribute": "link_state", "fields": ["link_state"],
         "rolled_back": []}
@@ -623,51 +641,172 @@ def test_request_to_a_link_without_vfs_reports_the_first_attribute(
 def test_missing_pf_is_netdev_not_found(kernel):
     del kernel.links[PF]  # sysfs still names it: renamed or gone since
     with pytest.raises(exception.NetdevNotFound) as err:
-        privileged.apply_vf_settings(A(0), {"trust": True},
+        apply_one(A(0), {"trust": True},
                                      vf(0).to_primitive())
     assert str(err.value) == "Network device enp1s0f0 does not exist"
+    # the caller's read of the VF table says the same
     with pytest.raises(exception.SriovVifError, match="enp1s0f0"):
-        privileged.read_vf_table(PF_ADDRESS)
+        vf_config.vf_table(client_vf(0).pf)
 
 
 def test_eperm_says_cap_net_admin_is_missing(kernel):
     kernel.errno_all = errno.EPERM
     with pytest.raises(exception.VFConfigError) as err:
-        privileged.apply_vf_settings(A(0), {"trust": True},
+        apply_one(A(0), {"trust": True},
                                      vf(0).to_primitive())
     assert "CAP_NET_ADMIN" in str(err.value)
     assert "VF 0000:81:10.0 (enp1s0f0 vf 0)" in str(err.value)
     with pytest.raises(exception.NetdevConfigError) as err:
-        privileged.set_vf_netdev(A(0), "m0", None, True)
+        apply_one(A(0), {}, vf(0).to_primitive(),
+                  {"ifname": "m0", "mac": None, "up": True})
     assert "CAP_NET_ADMIN" in str(err.value)
     assert "m0 of VF 0000:81:10.0" in str(err.value)
 
 
-def test_read_vf_table_result_survives_msgpack(kernel):
+def test_reads_are_made_in_the_callers_process(kernel, monkeypatch):
+    # Reading needs no capability: no read goes through privsep.
+    def no_privsep(*args, **kwargs):
+        raise AssertionError("a read went through privsep")
+
+    monkeypatch.setattr(privileged, "change_vfs", no_privsep)
     kernel.vfs[3] = vf(3, spoofchk=None, trust=None, vlan_proto="802.1ad",
                        vlan=4)
-    result = wire(privileged.read_vf_table(PF_ADDRESS))
-    assert result["num_vfs"] == 4
-    states = {VFState.from_primitive(v).index: VFState.from_primitive(v)
-              for v in result["vfs"]}
-    assert states == kernel.vfs
+    kernel.links["m0"] = {"mac": "52:54:00:00:00:09", "up": True}
+    assert vf_config.vf_table(client_vf(0).pf) == kernel.vfs
+    assert vf_config.vf_state_now(client_vf(3)) == kernel.vfs[3]
+    assert vf_config.netdev_state(client_vf(0), "m0") == (
+        vf_config.NetdevState(mac="52:54:00:00:00:09", up=True))
+    assert kernel.setlink_requests() == []
 
 
 def test_netdev_mac_and_state(kernel):
-    kernel.links["m0"] = {"mac": "52:54:00:00:00:09", "up": True}
-    assert privileged.read_vf_netdev(A(0), "m0") == {
-        "mac": "52:54:00:00:00:09", "up": True}
-    privileged.set_vf_netdev(A(0), "m0", "52:54:00:aa:bb:cc", False)
+    netdev = {"ifname": "m0", "mac": "52:54:00:aa:bb:cc", "up": False}
+    assert apply_one(A(0), {}, GOOD_BEFORE, netdev) is None
     assert kernel.links["m0"] == {"mac": "52:54:00:aa:bb:cc", "up": False}
     # down first, on its own, then the MAC
     first, second = kernel.setlink_requests()
     assert IFLA_ADDRESS not in dict(parse_link_message(first)[2])
     assert IFLA_ADDRESS in dict(parse_link_message(second)[2])
-    privileged.set_vf_netdev(A(0), "m0", None, True)
+    apply_one(A(0), {}, GOOD_BEFORE, dict(netdev, mac=None, up=True))
     assert kernel.links["m0"]["up"] is True
     del kernel.links["m0"]
-    with pytest.raises(exception.SriovVifError, match="m0"):
-        privileged.read_vf_netdev(A(0), "m0")
+    with pytest.raises(exception.NetdevNotFound, match="m0"):
+        apply_one(A(0), {}, GOOD_BEFORE, dict(netdev, mac=None, up=True))
+
+
+def test_the_vf_and_its_netdev_change_in_one_call(kernel):
+    outcome = apply_one(A(1), {"mac": "52:54:00:aa:bb:01"},
+                        vf(1).to_primitive(),
+                        {"ifname": "m1", "mac": "52:54:00:aa:bb:01",
+                         "up": True})
+    assert outcome is None
+    assert kernel.vfs[1].mac == "52:54:00:aa:bb:01"
+    assert kernel.links["m1"] == {"mac": "52:54:00:aa:bb:01", "up": True}
+    vf_change, netdev_change = kernel.setlink_requests()
+    assert IFLA_VFINFO_LIST in dict(parse_link_message(vf_change)[2])
+    assert kernel.opened == kernel.closed == 1
+
+
+def test_a_refused_vf_leaves_its_netdev_alone(kernel):
+    kernel.refuse = {"trust": errno.EINVAL}
+    outcome = apply_one(A(1), {"mac": "52:54:00:aa:bb:01", "trust": True},
+                        vf(1).to_primitive(),
+                        {"ifname": "m1", "mac": "52:54:00:aa:bb:01",
+                         "up": True})
+    assert outcome["attribute"] == "trust"
+    assert kernel.vfs[1] == vf(1)
+    assert kernel.links["m1"]["up"] is False
+
+
+# Several VFs of one PF: one request (restore).
+
+def vf_infos_of(data):
+    _header, _ifi, attrs = parse_link_message(data)
+    (vfinfo_list,) = [p for kind, p in attrs if kind == IFLA_VFINFO_LIST]
+    return parse_nlas(vfinfo_list)
+
+
+def test_several_vfs_go_in_one_setlink(kernel):
+    items = [item(A(i), {"mac": f"52:54:00:00:00:0{i}", "trust": True},
+                  vf(i).to_primitive(),
+                  {"ifname": f"m{i}", "mac": None, "up": True} if i == 2
+                  else None)
+             for i in (0, 2, 3)]
+    assert privileged.change_vfs(PF_ADDRESS, PF, items) == [None] * 3
+    vfs_request, netdev_request = kernel.setlink_requests()
+    assert [kind for kind, _ in vf_infos_of(vfs_request)] == [
+        IFLA_VF_INFO] * 3
+    for i in (0, 2, 3):
+        assert kernel.vfs[i] == vf(i, mac=f"52:54:00:00:00:0{i}",
+                                   trust=True)
+    assert kernel.vfs[1] == vf(1)
+    assert kernel.links["m2"]["up"] is True
+    assert kernel.opened == 1
+
+
+def test_a_refused_vf_is_rolled_back_and_holds_back_no_other(kernel):
+    # The kernel stops at VF 2's trust, after VF 0 and VF 2's MAC, and
+    # never reaches VF 3: each is sent again alone.
+    kernel.refuse = {"trust": errno.EOPNOTSUPP}
+    kernel.refuse_always = True
+    kernel.refuse_only_vf = 2
+    items = [item(A(i), {"mac": f"52:54:00:00:00:0{i}", "trust": True},
+                  vf(i).to_primitive(),
+                  {"ifname": f"m{i}", "mac": None, "up": True})
+             for i in (0, 2, 3)]
+    refusals = privileged.change_vfs(PF_ADDRESS, PF, items)
+    assert refusals[0] is None and refusals[2] is None
+    assert refusals[1]["attribute"] == "trust"
+    assert refusals[1]["rolled_back"] == ["mac"]
+    assert kernel.vfs[2] == vf(2)
+    for i in (0, 3):
+        assert kernel.vfs[i] == vf(i, mac=f"52:54:00:00:00:0{i}",
+                                   trust=True)
+    # the refused VF's netdev is left alone, the others' are changed
+    assert [kernel.links[f"m{i}"]["up"] for i in (0, 2, 3)] == [
+        True, False, True]
+    # batch, then VF 0, VF 2, its rollback, VF 3, then two netdevs
+    assert len(kernel.setlink_requests()) == 7
+
+
+def test_every_vf_must_be_a_vf_of_the_pf_in_the_daemons_sysfs(kernel,
+                                                             sysfs):
+    sysfs.add_pf("0000:82:00.0", ["eth9"], driver="netdevsim", numvfs=1,
+                 vf_driver="netdevsim", vf_ifnames=["m9"])
+    with pytest.raises(exception.VFNotEnabled) as err:
+        privileged.change_vfs(PF_ADDRESS, PF, [
+            item(A(0), {"trust": True}, GOOD_BEFORE),
+            item("0000:82:10.0", {"trust": True}, GOOD_BEFORE)])
+    assert "it is VF 0 of PF 0000:82:00.0" in str(err.value)
+    assert kernel.requests == []
+
+
+def test_the_pf_netdev_must_be_the_one_the_caller_found(kernel):
+    with pytest.raises(exception.PFUnusable) as err:
+        privileged.change_vfs(PF_ADDRESS, "eth9", [
+            item(A(0), {"trust": True}, GOOD_BEFORE)])
+    assert "finds its netdev as enp1s0f0, not eth9" in str(err.value)
+    assert kernel.requests == []
+
+
+def test_failures_of_a_call_for_several_vfs_name_the_pf(kernel):
+    kernel.errno_all = errno.EPERM
+    with pytest.raises(exception.VFsConfigError) as err:
+        privileged.change_vfs(PF_ADDRESS, PF, [
+            item(A(i), {"trust": True}, vf(i).to_primitive())
+            for i in (0, 1)])
+    assert str(err.value).startswith(
+        "Cannot configure 2 VFs of PF enp1s0f0 (0000:81:00.0): the kernel "
+        "refused the request (EPERM)")
+
+
+def test_a_batch_is_split_at_the_netlink_limit(kernel, monkeypatch):
+    monkeypatch.setattr(rtnl, "MAX_VFS_PER_REQUEST", 3)
+    with rtnl.session() as session:
+        refusals = rtnl.apply_vf_requests(session, PF, [
+            (i, VFSettings(trust=True), vf(i)) for i in range(4)])
+    assert refusals == [None] * 4
+    assert [len(vf_infos_of(r)) for r in kernel.setlink_requests()] == [3, 1]
 
 
 # The whole client path, through the entrypoints, on FakeKernel.
@@ -745,22 +884,40 @@ BAD_APPLY_CALLS = [
 def test_bad_apply_arguments_reach_no_netlink_call(kernel, args):
     with pytest.raises((exception.InvalidPciAddress,
                         exception.InvalidVFSetting)):
-        privileged.apply_vf_settings(*args)
+        apply_one(*args)
     assert kernel.opened == 0 and kernel.requests == []
 
 
+GOOD_ITEM = item(A(0), {"trust": True}, GOOD_BEFORE)
+
+
+def netdev(**changes):
+    return dict({"ifname": "m0", "mac": None, "up": True}, **changes)
+
+
 @pytest.mark.parametrize("call", [
-    lambda: privileged.read_vf_table("../eth0"),
-    lambda: privileged.read_vf_table(["eth0"]),
-    lambda: privileged.read_vf(PF),
-    lambda: privileged.read_vf_netdev(A(0), "m 0"),
-    lambda: privileged.set_vf_netdev(A(0), "m0", "00:00:00:00:00:00", None),
-    lambda: privileged.set_vf_netdev(A(0), "m0", "03:00:00:00:00:01", None),
-    lambda: privileged.set_vf_netdev(A(0), "m0", None, "yes"),
-    lambda: privileged.set_vf_netdev(A(0), "m0", None, 1),
-    lambda: privileged.set_vf_netdev(A(0), "..", "52:54:00:00:00:01", None),
+    lambda: privileged.change_vfs("../eth0", PF, [GOOD_ITEM]),
+    lambda: privileged.change_vfs(["eth0"], PF, [GOOD_ITEM]),
+    lambda: privileged.change_vfs(PF_ADDRESS, "a/b", [GOOD_ITEM]),
+    lambda: privileged.change_vfs(PF_ADDRESS, None, [GOOD_ITEM]),
+    lambda: privileged.change_vfs(PF_ADDRESS, PF, []),
+    lambda: privileged.change_vfs(PF_ADDRESS, PF, GOOD_ITEM),
+    lambda: privileged.change_vfs(PF_ADDRESS, PF, "vfs"),
+    lambda: privileged.change_vfs(PF_ADDRESS, PF, [GOOD_ITEM] * 2),
+    lambda: privileged.change_vfs(PF_ADDRESS, PF, [GOOD_ITEM] * 257),
+    lambda: privileged.change_vfs(PF_ADDRESS, PF, [dict(GOOD_ITEM, x=1)]),
+    lambda: privileged.change_vfs(PF_ADDRESS, PF, [["address", A(0)]]),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE, netdev(ifname="m 0")),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE, netdev(ifname="..")),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE, netdev(mac=ZERO_MAC)),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE,
+                      netdev(mac="03:00:00:00:00:01")),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE, netdev(up="yes")),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE, netdev(up=1)),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE, {"ifname": "m0"}),
+    lambda: apply_one(A(0), {}, GOOD_BEFORE, "m0"),
 ])
-def test_bad_read_and_netdev_arguments_reach_no_netlink_call(kernel, call):
+def test_bad_call_and_netdev_arguments_reach_no_netlink_call(kernel, call):
     with pytest.raises((exception.InvalidInterfaceName,
                         exception.InvalidPciAddress,
                         exception.InvalidVFSetting)):
@@ -769,9 +926,8 @@ def test_bad_read_and_netdev_arguments_reach_no_netlink_call(kernel, call):
 
 
 def test_empty_requests_send_nothing(kernel):
-    assert privileged.apply_vf_settings(A(0), {}, GOOD_BEFORE) == {
-        "pf_ifname": PF, "vf_index": 0, "refused": None}
-    privileged.set_vf_netdev(A(0), "m0", None, None)
+    assert apply_one(A(0), {}, GOOD_BEFORE) is None
+    assert apply_one(A(0), {}, GOOD_BEFORE, netdev(up=None)) is None
     assert kernel.opened == 0 and kernel.requests == []
 
 
@@ -780,26 +936,25 @@ def test_empty_requests_send_nothing(kernel):
 @pytest.mark.parametrize("call, error", [
     # any interface that is not the VF's own netdev: lo, the uplink, the
     # PF, another VF's netdev
-    (lambda: privileged.set_vf_netdev(A(0), "lo", None, False),
+    (lambda: apply_one(A(0), {}, GOOD_BEFORE, netdev(ifname="lo")),
      exception.NotTheVFNetdev),
-    (lambda: privileged.set_vf_netdev(A(0), PF, None, False),
+    (lambda: apply_one(A(0), {}, GOOD_BEFORE, netdev(ifname=PF)),
      exception.NotTheVFNetdev),
-    (lambda: privileged.set_vf_netdev(A(0), "m1", "52:54:00:00:00:01",
-                                      None),
-     exception.NotTheVFNetdev),
-    (lambda: privileged.read_vf_netdev(A(1), "lo"),
+    (lambda: apply_one(A(0), {"trust": True}, GOOD_BEFORE,
+                       netdev(ifname="m1", mac="52:54:00:00:00:01")),
      exception.NotTheVFNetdev),
     # a device that is no VF of sysfs_root: the PF, an absent address
-    (lambda: privileged.apply_vf_settings(PF_ADDRESS, {"trust": True},
+    (lambda: apply_one(PF_ADDRESS, {"trust": True},
                                           GOOD_BEFORE),
      exception.NotAVirtualFunction),
-    (lambda: privileged.apply_vf_settings("0000:81:10.7", {"trust": True},
+    (lambda: apply_one("0000:81:10.7", {"trust": True},
                                           GOOD_BEFORE),
      exception.PciDeviceNotFound),
-    (lambda: privileged.read_vf("0000:00:1f.6"),
+    (lambda: apply_one("0000:00:1f.6", {"trust": True}, GOOD_BEFORE),
      exception.PciDeviceNotFound),
     # a VF where a PF is wanted
-    (lambda: privileged.read_vf_table(A(0)), exception.PFUnusable),
+    (lambda: privileged.change_vfs(A(0), PF, [GOOD_ITEM]),
+     exception.PFUnusable),
 ])
 def test_the_daemon_touches_only_what_sysfs_names_for_the_vf(kernel, call,
                                                              error):
@@ -812,7 +967,7 @@ def test_the_daemon_touches_only_what_sysfs_names_for_the_vf(kernel, call,
 def test_a_vf_disabled_since_the_caller_looked_is_refused(kernel, sysfs):
     sysfs.set_numvfs(PF_ADDRESS, 2)
     with pytest.raises(exception.SriovVifError):
-        privileged.apply_vf_settings(A(3), {"trust": True},
+        apply_one(A(3), {"trust": True},
                                      vf(3).to_primitive())
     assert kernel.requests == []
 
@@ -823,9 +978,9 @@ def test_the_vf_and_pf_come_from_the_daemons_sysfs_root(kernel, tmp_path):
     other.add_pf("0000:82:00.0", ["eth0"], driver="netdevsim", numvfs=1,
                  vf_driver="netdevsim", vf_ifnames=["lo"])
     with pytest.raises(exception.PciDeviceNotFound):
-        privileged.set_vf_netdev("0000:82:10.0", "lo", None, False)
-    answer = privileged.read_vf(A(2))
-    assert (answer["pf_ifname"], answer["vf_index"]) == (PF, 2)
+        privileged.change_vfs("0000:82:00.0", "eth0", [item(
+            "0000:82:10.0", {}, GOOD_BEFORE, netdev(ifname="lo"))])
+    assert apply_one(A(2), {"trust": True}, vf(2).to_primitive()) is None
 
 
 # Item 12: daemon failures name the VF; each request is logged at debug.
@@ -833,7 +988,7 @@ def test_the_vf_and_pf_come_from_the_daemons_sysfs_root(kernel, tmp_path):
 def test_netlink_errors_name_the_vf_pf_and_index(kernel):
     kernel.errno_all = errno.EBUSY
     with pytest.raises(exception.VFConfigError) as err:
-        privileged.read_vf(A(2))
+        apply_one(A(2), {"trust": True}, vf(2).to_primitive())
     assert str(err.value) == (
         "Cannot configure VF 0000:81:10.2 (enp1s0f0 vf 2): Device or "
         "resource busy (EBUSY)")
@@ -843,9 +998,9 @@ def test_struct_errors_name_the_vf(kernel, monkeypatch):
     def broken(*args):
         raise struct.error("argument out of range")
 
-    monkeypatch.setattr(rtnl, "build_set_vf_message", broken)
+    monkeypatch.setattr(rtnl, "build_set_vfs_message", broken)
     with pytest.raises(exception.VFConfigError) as err:
-        privileged.apply_vf_settings(A(1), {"trust": True},
+        apply_one(A(1), {"trust": True},
                                      vf(1).to_primitive())
     assert "VF 0000:81:10.1 (enp1s0f0 vf 1)" in str(err.value)
     assert "argument out of range" in str(err.value)
@@ -853,7 +1008,7 @@ def test_struct_errors_name_the_vf(kernel, monkeypatch):
 
 def test_each_request_is_logged_at_debug(kernel, caplog):
     caplog.set_level(logging.DEBUG, logger="sriov_vif")
-    privileged.apply_vf_settings(A(1), {"trust": True}, vf(1).to_primitive())
+    apply_one(A(1), {"trust": True}, vf(1).to_primitive())
     assert "RTM_SETLINK enp1s0f0 vf 1: {'trust': True}" in caplog.text
     assert "VF 0000:81:10.1 (enp1s0f0 vf 1): applying" in caplog.text
 
@@ -888,8 +1043,7 @@ def test_the_privileged_module_holds_only_entrypoints():
     entrypoints = {name for name, value in vars(privileged).items()
                    if privsep.vif_plug.is_entrypoint(value)}
     assert public <= entrypoints
-    assert entrypoints == {"read_vf_table", "read_vf", "apply_vf_settings",
-                           "read_vf_netdev", "set_vf_netdev"}
+    assert entrypoints == {"change_vfs"}
     # the pypath rootwrap filters name stays
     assert privsep.vif_plug.pypath == "sriov_vif.privsep.vif_plug"
 

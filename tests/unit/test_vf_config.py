@@ -12,14 +12,16 @@
 
 """The unprivileged client: policy, validation, typed results.
 
-The privileged entrypoints are replaced by recorders that answer what
+The privileged entrypoint is replaced by a recorder that answers what
 the daemon would, after the trip through privsep's msgpack channel
-(tuples for lists). tests/unit/test_privileged.py covers the entrypoints
-themselves and the two halves together.
+(tuples for lists), and the reads this process makes with rtnl by the
+same recorder. tests/unit/test_privileged.py covers the entrypoint
+itself and the two halves together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -80,57 +82,66 @@ def refusal(attribute, code, vf_present=True, num_vfs=8):
 
 
 class Daemon:
-    """Stands in for the privileged entrypoints; records every call."""
+    """Stands in for the privileged entrypoint and the reads of rtnl.
+
+    Records every call: ("change_vfs", pf address, pf ifname, items) for
+    the one privileged call, ("read", indexes), ("read_vfs",) and
+    ("read_netdev", ifname) for the reads made in the caller's process.
+    outcomes holds one answer per VF item, in the order they are sent;
+    failures, an exception per call, raised instead of answering.
+    """
 
     def __init__(self, vfs=(), num_vfs=None):
         self.vfs = list(vfs)
         self.num_vfs = len(self.vfs) if num_vfs is None else num_vfs
         self.calls = []
         self.outcomes = []
+        self.failures = []
         self.tables = []
 
-    def read_vf_table(self, pf_address):
-        self.calls.append(("read_vf_table", pf_address))
-        vfs = self.tables.pop(0) if self.tables else self.vfs
-        return wire({"pf_ifname": PF, "num_vfs": self.num_vfs,
-                     "vfs": [v.to_primitive() for v in vfs]})
+    def _table(self):
+        return self.tables.pop(0) if self.tables else self.vfs
 
-    def read_vf(self, vf_address):
-        vf_index = index_of(vf_address)
-        self.calls.append(("read_vf", vf_address, vf_index))
-        vfs = self.tables.pop(0) if self.tables else self.vfs
-        found = [v.to_primitive() for v in vfs if v.index == vf_index]
-        return wire({"pf_ifname": PF, "vf_index": vf_index,
-                     "num_vfs": self.num_vfs, "listed": len(vfs),
-                     "vf": found[0] if found else None})
+    def read_vfs(self, session, pf_ifname):
+        assert pf_ifname == PF
+        self.calls.append(("read_vfs",))
+        return self.num_vfs, list(self._table())
 
-    def apply_vf_settings(self, vf_address, settings, before):
-        vf_index = index_of(vf_address)
-        self.calls.append(("apply_vf_settings", vf_address, vf_index,
-                           wire(settings), wire(before)))
-        outcome = dict(self.outcomes.pop(0) if self.outcomes
-                       else {"refused": None})
-        outcome.update(pf_ifname=PF, vf_index=vf_index)
-        return wire(outcome)
+    def read_some(self, session, pf_ifname, vf_indexes):
+        assert pf_ifname == PF
+        self.calls.append(("read", tuple(vf_indexes)))
+        vfs = self._table()
+        return self.num_vfs, len(vfs), {
+            v.index: v for v in vfs if v.index in vf_indexes}
 
-    def read_vf_netdev(self, vf_address, ifname):
-        self.calls.append(("read_vf_netdev", vf_address, ifname))
-        return wire({"mac": MAC, "up": True})
+    def read_netdev(self, session, ifname):
+        self.calls.append(("read_netdev", ifname))
+        return MAC, True
 
-    def set_vf_netdev(self, vf_address, ifname, mac, up):
-        self.calls.append(("set_vf_netdev", vf_address, ifname, mac, up))
+    def change_vfs(self, pf_address, pf_ifname, vfs):
+        self.calls.append(("change_vfs", pf_address, pf_ifname, wire(vfs)))
+        if self.failures:
+            failure = self.failures.pop(0)
+            if failure is not None:
+                raise failure
+        return wire([(self.outcomes.pop(0) if self.outcomes
+                      else {"refused": None})["refused"] for _item in vfs])
+
+    def items(self):
+        return [item for call in self.calls if call[0] == "change_vfs"
+                for item in call[3]]
 
     def applied(self):
-        return [call[3] for call in self.calls
-                if call[0] == "apply_vf_settings"]
+        return [item["settings"] for item in self.items()]
 
 
 @pytest.fixture
 def daemon(monkeypatch):
     fake = Daemon(vfs=[vf(i) for i in range(8)])
-    for name in ("read_vf_table", "read_vf", "apply_vf_settings",
-                 "read_vf_netdev", "set_vf_netdev"):
-        monkeypatch.setattr(privileged, name, getattr(fake, name))
+    monkeypatch.setattr(privileged, "change_vfs", fake.change_vfs)
+    for name in ("read_vfs", "read_some", "read_netdev"):
+        monkeypatch.setattr(rtnl, name, getattr(fake, name))
+    monkeypatch.setattr(rtnl, "session", contextlib.nullcontext)
     monkeypatch.setattr(vf_config, "MAC_READBACK_INTERVAL", 0)
     return fake
 
@@ -170,12 +181,6 @@ def test_read_vf_past_the_count(daemon):
                               "enp1s0f0 (it has 8 VFs)")
 
 
-def test_a_daemon_that_finds_the_vf_elsewhere_is_an_error(daemon):
-    elsewhere = dataclasses.replace(make_vf(1), index=2)
-    with pytest.raises(exception.VFConfigError, match="sysfs_root"):
-        vf_config.vf_state_now(elsewhere)
-
-
 # What is sent.
 
 def test_everything_goes_in_one_request_and_the_state_is_computed(daemon):
@@ -186,7 +191,8 @@ def test_everything_goes_in_one_request_and_the_state_is_computed(daemon):
     assert daemon.applied() == [settings.requested()]
     assert state == vf(1, **settings.requested())
     # no read-back for a driver that applies the MAC synchronously
-    assert [c[0] for c in daemon.calls] == ["apply_vf_settings"]
+    assert [c[0] for c in daemon.calls] == ["change_vfs"]
+    assert daemon.calls[0][1:3] == (PF_ADDRESS, PF)
 
 
 def test_groups_are_completed_and_equal_values_dropped(daemon):
@@ -198,7 +204,7 @@ def test_groups_are_completed_and_equal_values_dropped(daemon):
         "vlan": 8, "qos": 3, "vlan_proto": "802.1ad", "min_tx_rate": 10,
         "max_tx_rate": 200}]
     # the pre-request state travels along for the rollback
-    assert daemon.calls[0][4] == current.to_primitive()
+    assert daemon.items()[0]["before"] == current.to_primitive()
 
 
 def test_nothing_to_change_sends_nothing(daemon):
@@ -253,7 +259,7 @@ def test_unknown_driver_gets_the_default_profile_and_a_mac_check(daemon):
     state = apply(VFSettings(mac=MAC), driver="bnxt_en")
     assert state == vf(1, mac=MAC)
     assert [c[0] for c in daemon.calls] == [
-        "apply_vf_settings", "read_vf", "read_vf", "read_vf"]
+        "change_vfs", "read", "read", "read"]
 
 
 def test_async_mac_that_never_shows_up_is_an_error(daemon):
@@ -375,11 +381,17 @@ def test_bad_arguments_fail_before_the_daemon(daemon, kwargs, error):
     lambda: vf_config.vf_table(dataclasses.replace(
         make_vf(0).pf, pci_address="a/b")),
     lambda: vf_config.vf_state_now(dataclasses.replace(
-        make_vf(0), pci_address="../../x")),
+        make_vf(0), pf=dataclasses.replace(make_vf(0).pf, ifname="a b"))),
     lambda: vf_config.netdev_state(make_vf(0), ""),
-    lambda: vf_config.set_netdev(make_vf(0), "m0", mac="00:00:00:00:00:00"),
-    lambda: vf_config.set_netdev(
-        make_vf(0), "m0", up="yes"),  # type: ignore[arg-type]
+    lambda: vf_config.apply_settings(
+        make_vf(0, ifname="m0"), VFSettings(), vf(0), "fail",
+        vf_config.NetdevChange("m0", mac="00:00:00:00:00:00")),
+    lambda: vf_config.apply_settings(
+        make_vf(0, ifname="m0"), VFSettings(), vf(0), "fail",
+        vf_config.NetdevChange("m0", up="yes")),  # type: ignore[arg-type]
+    lambda: vf_config.apply_settings(
+        make_vf(0, ifname="m0"), VFSettings(), vf(0), "fail",
+        vf_config.NetdevChange("m/0", up=True)),
 ])
 def test_bad_reads_and_netdev_changes_fail_before_the_daemon(daemon, call):
     with pytest.raises((exception.InvalidInterfaceName,
@@ -391,16 +403,117 @@ def test_bad_reads_and_netdev_changes_fail_before_the_daemon(daemon, call):
 
 # The VF's own netdev.
 
-def test_netdev_state_and_change(daemon):
+def test_netdev_state_is_read_here_and_its_change_rides_along(daemon):
     vf0 = make_vf(0, ifname="m0")
     assert vf_config.netdev_state(vf0, "m0") == vf_config.NetdevState(
         mac=MAC, up=True)
-    vf_config.set_netdev(vf0, "m0", mac=MAC, up=False)
-    vf_config.set_netdev(vf0, "m0")
-    assert daemon.calls == [
-        ("read_vf_netdev", address(0), "m0"),
-        ("set_vf_netdev", address(0), "m0", MAC, False),
-        ("set_vf_netdev", address(0), "m0", None, None)]
+    with pytest.raises(exception.NotTheVFNetdev):
+        vf_config.netdev_state(vf0, "lo")
+    vf_config.apply_settings(vf0, VFSettings(mac=MAC), vf(0),
+                             unsupported_action="fail",
+                             netdev=vf_config.NetdevChange("m0", MAC, True))
+    # the VF's settings and the netdev's change: one privileged call
+    vf_config.apply_settings(vf0, VFSettings(mac=MAC), vf(0, mac=MAC),
+                             unsupported_action="fail",
+                             netdev=vf_config.NetdevChange("m0", up=False))
+    assert [call[0] for call in daemon.calls] == [
+        "read_netdev", "change_vfs", "change_vfs"]
+    assert [(item["settings"], item["netdev"]) for item in daemon.items()
+            ] == [({"mac": MAC}, {"ifname": "m0", "mac": MAC, "up": True}),
+                  ({}, {"ifname": "m0", "mac": None, "up": False})]
+
+
+def test_a_netdev_change_waits_for_a_refused_vf_to_be_retried(daemon):
+    daemon.outcomes = [refusal("trust", errno.EOPNOTSUPP)]
+    vf0 = make_vf(0, ifname="m0")
+    vf_config.apply_settings(vf0, VFSettings(mac=MAC, trust=True), vf(0),
+                             unsupported_action="warn",
+                             netdev=vf_config.NetdevChange("m0", MAC, True))
+    first, second = daemon.items()
+    assert first["netdev"] == second["netdev"] == {
+        "ifname": "m0", "mac": MAC, "up": True}
+    assert second["settings"] == {"mac": MAC}
+
+
+# Several VFs of a PF in one call (restore).
+
+SET_MAC = VFSettings(mac=MAC)
+
+
+def changes(*indexes, settings=SET_MAC):
+    return [vf_config.Change(make_vf(i), settings, vf(i)) for i in indexes]
+
+
+def test_several_vfs_go_in_one_call(daemon):
+    outcomes = vf_config.apply_changes(changes(1, 2, 5), "warn")
+    assert [call[0] for call in daemon.calls] == ["change_vfs"]
+    assert [item["address"] for item in daemon.items()] == [
+        address(1), address(2), address(5)]
+    assert outcomes == {address(i): vf(i, mac=MAC) for i in (1, 2, 5)}
+
+
+def test_one_refused_vf_fails_alone(daemon):
+    daemon.outcomes = [{"refused": None},
+                       refusal("mac", errno.EINVAL),
+                       {"refused": None}]
+    outcomes = vf_config.apply_changes(changes(1, 2, 5), "warn")
+    assert isinstance(outcomes[address(2)], exception.VFAttributeRefused)
+    assert outcomes[address(1)] == vf(1, mac=MAC)
+    assert outcomes[address(5)] == vf(5, mac=MAC)
+    assert len([c for c in daemon.calls if c[0] == "change_vfs"]) == 1
+
+
+def test_an_unsupported_attribute_is_retried_for_that_vf_only(daemon):
+    daemon.outcomes = [{"refused": None}, refusal("trust", errno.EOPNOTSUPP)]
+    outcomes = vf_config.apply_changes(
+        changes(1, 2, settings=VFSettings(mac=MAC, trust=True)), "warn")
+    assert [[item["address"] for item in call[3]]
+            for call in daemon.calls] == [[address(1), address(2)],
+                                          [address(2)]]
+    assert outcomes == {address(1): vf(1, mac=MAC, trust=True),
+                        address(2): vf(2, mac=MAC)}
+
+
+def test_a_call_that_fails_as_a_whole_is_made_per_vf(daemon, caplog):
+    caplog.set_level(logging.WARNING, logger="sriov_vif.vf_config")
+    busy = exception.VFsConfigError(address=PF_ADDRESS, pf_ifname=PF,
+                                    count=3, reason="why")
+    gone = exception.NetdevNotFound(ifname="m2")
+    daemon.failures = [busy, None, gone, None]
+    outcomes = vf_config.apply_changes(changes(1, 2, 5), "warn")
+    assert [[item["address"] for item in call[3]]
+            for call in daemon.calls] == [
+        [address(1), address(2), address(5)],
+        [address(1)], [address(2)], [address(5)]]
+    assert outcomes[address(2)] is gone
+    assert outcomes[address(1)] == vf(1, mac=MAC)
+    assert "changing each on its own" in caplog.text
+
+
+def test_errors_of_one_vf_before_the_call_leave_the_others(daemon):
+    bad = vf_config.Change(make_vf(2), VFSettings(mac=MAC), vf(3))
+    outcomes = vf_config.apply_changes([*changes(1), bad], "fail")
+    assert isinstance(outcomes[address(2)], exception.InvalidVFSetting)
+    assert [item["address"] for item in daemon.items()] == [address(1)]
+
+
+def test_vfs_of_two_pfs_are_refused(daemon):
+    other = dataclasses.replace(make_vf(2), pf=dataclasses.replace(
+        make_vf(2).pf, pci_address="0000:82:00.0"))
+    with pytest.raises(exception.InvalidVFSetting, match="not all VFs"):
+        vf_config.apply_changes(
+            [*changes(1), vf_config.Change(other, VFSettings(), vf(2))],
+            "warn")
+    assert daemon.calls == []
+
+
+def test_several_vfs_are_read_with_one_request(daemon):
+    daemon.num_vfs = 8
+    states = vf_config.vf_states_now([make_vf(1), make_vf(6), make_vf(9)])
+    assert daemon.calls == [("read", (1, 6, 9))]
+    assert states[address(1)] == vf(1)
+    assert states[address(6)] == vf(6)
+    assert isinstance(states[address(9)], exception.VFIndexOutOfRange)
 
 
 def test_unchanged_attributes_are_logged_at_debug(daemon, caplog):
