@@ -127,11 +127,6 @@ def _check_state_path(create: bool) -> None:
                    "owned by the user nova-compute runs as, mode 0700")
 
 
-def _device_xml(vif: osv_vif.VIFBase) -> str:
-    return nova_integration.device_xml(
-        vif, cfg.CONF[config.GROUP].sysfs_root)
-
-
 def _instance(args: argparse.Namespace) -> osv_instance_info.InstanceInfo:
     info = osv_instance_info.InstanceInfo()
     if args.instance_uuid:
@@ -166,7 +161,7 @@ def cmd_convert(args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_xml(args: argparse.Namespace, out: TextIO) -> None:
     vif = _read_vif(args.file)
-    out.write(_device_xml(vif))
+    out.write(nova_integration.device_xml(vif))
     out.write("\n")
 
 
@@ -223,7 +218,7 @@ def _change_domain(args: argparse.Namespace, out: TextIO,
                    attach: bool) -> None:
     """Attach or detach, live and in the persistent definition alike."""
     vif = _read_vif(args.file)
-    device = _device_xml(vif)
+    device = nova_integration.device_xml(vif)
     try:
         import libvirt
     except ImportError:

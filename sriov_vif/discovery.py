@@ -96,6 +96,18 @@ class VirtualFunction:
     ifname: str | None
     driver: str | None
 
+    def own_netdev(self) -> str:
+        """The VF's host netdev, which a direct VIF's macvtap sits on.
+
+        :raises VFNetdevNotFound: the VF has none, being bound to vfio-pci
+            (or to no driver); nova-compute reports this case as a missing
+            PCI device, so the one check serves plug and the device XML.
+        """
+        if self.ifname is None:
+            raise exception.VFNetdevNotFound(
+                address=self.pci_address, driver=self.driver or "none")
+        return self.ifname
+
 
 def validate_pci_address(address: object) -> str:
     """Return address if it is a canonical PCI address, else raise."""

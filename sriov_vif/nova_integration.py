@@ -15,11 +15,13 @@
 nova keeps ports as network-model VIFs and needs three things from us per
 SR-IOV port: the os-vif object to plug, the device XML for libvirt, and the
 InstanceInfo os-vif wants. The XML of a direct (macvtap) port names the
-VF's host netdev: device_xml finds it with our discovery, the same code
-plug uses, unless the caller passes the one it found. missing_vf_netdev
-tells nova which plug failures are a VF without a netdev, the one case
-nova-compute reports as a missing PCI device. See
-doc/source/nova-integration.rst and nova-patches/ for the nova change.
+VF's host netdev: vf_netdev finds it as plug does, with our discovery
+under the plugin's own [os_vif_sriov] sysfs_root, so that the XML names
+the netdev plug configured (nova's own lookup reads the real /sys and
+knows no sysfs_root). missing_vf_netdev tells nova which failures are a
+VF without a netdev, the one case nova-compute reports as a missing PCI
+device. See doc/source/nova-integration.rst and nova-patches/ for the
+nova change.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ from typing import Any
 from os_vif import exception as osv_exception
 from os_vif.objects import instance_info as osv_instance_info
 from os_vif.objects import vif as osv_vif
+from oslo_config import cfg
 
+from sriov_vif import config
 from sriov_vif import conversion
 from sriov_vif import discovery
 from sriov_vif import exception
 from sriov_vif import libvirt_xml
+from sriov_vif import policy
 
 # The os-vif plugin name of the objects port_to_vif returns.
 PLUGIN_NAME = conversion.PLUGIN_NAME
@@ -50,27 +55,54 @@ def instance_info(uuid: str, name: str) -> osv_instance_info.InstanceInfo:
     return osv_instance_info.InstanceInfo(uuid=uuid, name=name)
 
 
-def device_xml(vif: osv_vif.VIFBase, sysfs_root: str = "/sys",
-               vf_netdev: str | None = None) -> str:
-    """The libvirt device XML of a VIF, with the VF netdev found for it.
+def vf_netdev(address: str) -> str:
+    """The host netdev of the VF at address, which a macvtap sits on.
 
-    vf_netdev, when given, is the VF's host netdev as the caller found it
-    (nova looks it up with its own PCI helpers); otherwise a direct VIF's
-    netdev is found under sysfs_root.
+    Found as plug finds it: under [os_vif_sriov] sysfs_root, which os-vif
+    registers in oslo.config's global CONF when os_vif.initialize() loads
+    the plugin (nova-compute calls it at start, after reading its
+    configuration files), and which the plugin reads through the same CONF.
+    sriov-vif's counterpart of nova's pci_utils.get_ifname_by_pci_address,
+    which reads the real /sys whatever sysfs_root says.
+
+    :raises VFNetdevNotFound: the VF has no netdev (bound to vfio-pci).
+    :raises SriovVifError: os-vif has not loaded the plugin, or there is
+        no such VF.
     """
-    if vf_netdev is None and isinstance(vif, osv_vif.VIFDirect):
-        vf_netdev = discovery.find_vf(sysfs_root, vif.dev_address).ifname
-    return libvirt_xml.interface_xml(vif, vf_netdev=vf_netdev)
+    return discovery.find_vf(_sysfs_root(), address).own_netdev()
+
+
+def device_xml(vif: osv_vif.VIFBase) -> str:
+    """The libvirt device XML of a VIF; a direct VIF's names its vf_netdev.
+
+    :raises SriovVifError: as vf_netdev, or the VIF cannot be expressed.
+    """
+    netdev = None
+    if policy.needs_vf_netdev(vif):
+        netdev = vf_netdev(vif.dev_address)
+    return libvirt_xml.interface_xml(vif, vf_netdev=netdev)
+
+
+def _sysfs_root() -> str:
+    try:
+        return str(cfg.CONF[config.GROUP].sysfs_root)
+    except cfg.NoSuchOptError:
+        raise exception.SriovVifError(
+            reason=f"[{config.GROUP}] is not registered: os-vif has not "
+                   f"loaded the plugin '{PLUGIN_NAME}'; call "
+                   f"os_vif.initialize() first, as nova-compute does at "
+                   f"start") from None
 
 
 def missing_vf_netdev(error: BaseException) -> str | None:
-    """The VF address, when a plug failed because the VF has no netdev.
+    """The VF address, when plug or device_xml failed for a missing netdev.
 
     os_vif.plug wraps what the plugin raised in a PlugException (the
-    original in its 'err' argument). nova-compute reports this case, a
-    direct (macvtap) port whose VF is bound to vfio-pci, as
-    PciDeviceNotFoundById, which lets it start with the instance in
-    error; every other plug failure is a VirtualInterfacePlugException.
+    original in its 'err' argument); device_xml raises VFNetdevNotFound
+    itself. nova-compute reports this case, a direct (macvtap) port whose
+    VF is bound to vfio-pci, as PciDeviceNotFoundById, which lets it start
+    with the instance in error; every other plug failure is a
+    VirtualInterfacePlugException.
     """
     seen: set[int] = set()
     pending: list[BaseException | None] = [error]

@@ -121,12 +121,7 @@ class SriovPlugin(osv_plugin.PluginBase):
                      "the guest; nothing to configure on the host.",
                      {"vif": vif.id, "dev": vif.dev_address})
             return
-        netdev = None
-        if policy.needs_vf_netdev(vif):
-            if vf.ifname is None:
-                raise exception.VFNetdevNotFound(
-                    address=vf.pci_address, driver=vf.driver or "none")
-            netdev = vf.ifname
+        netdev = vf.own_netdev() if policy.needs_vf_netdev(vif) else None
         owner = journal.Owner(
             vif_id=vif.id,
             instance_uuid=_info(instance_info, "uuid"),

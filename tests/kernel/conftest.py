@@ -49,9 +49,10 @@ def kernel_test_guest() -> None:
     """Stop the whole session unless we run in the guest with netdevsim."""
     if not kernel_guest.in_guest():
         pytest.exit(
-            "tests/kernel must run inside the kernel test guest: "
-            "tox -e kernel, or python -m harness.kernel_guest run -- "
-            "python -m pytest tests/kernel", returncode=NOT_IN_GUEST)
+            "these tests must run inside the kernel test guest: "
+            "tox -e kernel (tests/kernel), tox -e nova (tests/nova_kernel), "
+            "or python -m harness.kernel_guest run -- python -m pytest "
+            "TESTS", returncode=NOT_IN_GUEST)
     try:
         kernel_guest.load_netdevsim()
     except kernel_guest.NetdevsimError as exc:

@@ -343,7 +343,7 @@ def test_port_binding_end_to_end(host):
     assert vf["address"] == "fa:16:3e:e2:e2:01"
     assert vf["vlan_list"][0]["vlan"] == 321
     assert vf["trust"] is True
-    xml = nova_integration.device_xml(vif, host.tree.root)
+    xml = nova_integration.device_xml(vif)
     assert 'type="hostdev"' in xml and '<tag id="321"' in xml
     os_vif.unplug(vif, info)
     assert host.all_vfs() == before
@@ -401,7 +401,7 @@ def test_macvtap_port_binding_end_to_end(host):
     os_vif.plug(vif, info)
     assert host.vf(2)["address"] == "fa:16:3e:e2:e2:02"
     assert _netdev(netdev) == ("fa:16:3e:e2:e2:02", True)
-    xml = nova_integration.device_xml(vif, host.tree.root)
+    xml = nova_integration.device_xml(vif)
     assert f'<source dev="{netdev}" mode="passthrough" />' in xml
     assert "<vlan>" not in xml  # flat network: no <tag id="0"/>
     os_vif.unplug(vif, info)

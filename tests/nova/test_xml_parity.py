@@ -184,8 +184,12 @@ def _xml(driver, port: Port, variant: Variant) -> str:
         image_meta = objects.ImageMeta.from_dict(
             {"properties": dict(variant.image_properties)})
         instance = objects.Instance(uuid=INSTANCE_UUID)
+        # The VF netdev of a macvtap port, as legacy nova and sriov-vif
+        # each look it up.
         with mock.patch("nova.pci.utils.get_ifname_by_pci_address",
                         return_value=VF_NETDEV), \
+                mock.patch("sriov_vif.nova_integration.vf_netdev",
+                           return_value=VF_NETDEV), \
                 mock.patch("os.uname") as uname:
             # nova caps multiqueue by the kernel version: pin a 6.x one.
             uname.return_value = os.uname_result(

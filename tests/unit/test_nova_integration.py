@@ -10,55 +10,80 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import os_vif
 from os_vif import exception as osv_exception
-import os_vif.objects
 from os_vif.objects import vif as osv_vif
+from oslo_config import cfg
 import pytest
 
 from harness import sysfs_tree
+from sriov_vif import config
 from sriov_vif import exception
 from sriov_vif import nova_integration
-from tests.nova_ports import PORT_ID
 from tests.nova_ports import VF_ADDRESS
 from tests.nova_ports import nova_vif
 
-os_vif.objects.register_all()
-
+# As nova-compute does at start: loads the plugin, which registers
+# [os_vif_sriov] in oslo.config's global CONF.
+os_vif.initialize()
 
 
 @pytest.fixture
 def tree(tmp_path):
+    """A host whose VFs sysfs_root, as configured, shows; VF 1 on vfio-pci.
+
+    The VF addresses are not those of any sysfs, so only the configured
+    sysfs_root can resolve them.
+    """
     t = sysfs_tree.SysfsTree(str(tmp_path))
     built = t.add_pf("0000:03:00.0", ["ens1f0"], driver="ice", numvfs=4,
                      vf_driver="iavf")
     t.bind(built.vf(1).pci_address, "vfio-pci")
-    return t, built
+    cfg.CONF.set_override("sysfs_root", t.root, config.GROUP)
+    yield built
+    cfg.CONF.clear_override("sysfs_root", config.GROUP)
 
 
-def test_direct_port_xml_names_the_vf_netdev(tree):
-    t, built = tree
+def test_direct_port_xml_names_the_vf_netdev_under_sysfs_root(tree):
     vif = nova_integration.port_to_vif(
-        nova_vif("macvtap", vlan="55", pci_slot=built.vf(2).pci_address))
+        nova_vif("macvtap", vlan="55", pci_slot=tree.vf(2).pci_address))
     assert isinstance(vif, osv_vif.VIFDirect)
-    xml = nova_integration.device_xml(vif, t.root)
-    assert f'<source dev="{built.vf(2).ifname}" mode="passthrough" />' in xml
+    assert nova_integration.vf_netdev(vif.dev_address) == tree.vf(2).ifname
+    xml = nova_integration.device_xml(vif)
+    assert f'<source dev="{tree.vf(2).ifname}" mode="passthrough" />' in xml
 
 
 def test_hostdev_port_xml_needs_no_netdev(tree):
-    t, built = tree
     vif = nova_integration.port_to_vif(
-        nova_vif("direct", vlan="55", pci_slot=built.vf(1).pci_address))
-    xml = nova_integration.device_xml(vif, t.root)
+        nova_vif("direct", vlan="55", pci_slot=tree.vf(1).pci_address))
+    xml = nova_integration.device_xml(vif)
     assert xml.startswith('<interface type="hostdev" managed="yes">')
     assert '<tag id="55" />' in xml
 
 
-def test_direct_port_on_a_vfio_vf_is_refused_with_its_address(tree):
-    t, built = tree
+def test_direct_port_on_a_vfio_vf_is_a_missing_vf_netdev(tree):
+    address = tree.vf(1).pci_address
     vif = nova_integration.port_to_vif(
-        nova_vif("macvtap", vlan="55", pci_slot=built.vf(1).pci_address))
-    with pytest.raises(exception.InvalidXMLRequest, match=PORT_ID):
-        nova_integration.device_xml(vif, t.root)
+        nova_vif("macvtap", vlan="55", pci_slot=address))
+    with pytest.raises(exception.VFNetdevNotFound, match=address) as info:
+        nova_integration.device_xml(vif)
+    # what nova turns into PciDeviceNotFoundById
+    assert nova_integration.missing_vf_netdev(info.value) == address
+
+
+def test_direct_port_of_a_vf_not_under_sysfs_root(tree):
+    vif = nova_integration.port_to_vif(nova_vif("macvtap", vlan="55"))
+    with pytest.raises(exception.PciDeviceNotFound, match=VF_ADDRESS):
+        nova_integration.device_xml(vif)
+
+
+def test_xml_without_the_plugin_loaded_says_so(monkeypatch):
+    monkeypatch.setattr(cfg, "CONF", cfg.ConfigOpts())
+    vif = nova_integration.port_to_vif(nova_vif("macvtap", vlan="55"))
+    with pytest.raises(exception.SriovVifError,
+                       match=r"\[os_vif_sriov\] is not registered.*"
+                             r"os_vif.initialize\(\)"):
+        nova_integration.device_xml(vif)
 
 
 def test_instance_info_carries_the_owner():
@@ -66,13 +91,6 @@ def test_instance_info_carries_the_owner():
         "0f0e0d0c-1111-4222-8333-444455556666", "instance-7")
     assert (info.uuid, info.name) == (
         "0f0e0d0c-1111-4222-8333-444455556666", "instance-7")
-
-
-def test_given_vf_netdev_is_used_without_sysfs(tmp_path):
-    vif = nova_integration.port_to_vif(nova_vif("macvtap", vlan="55"))
-    xml = nova_integration.device_xml(vif, str(tmp_path / "no-sysfs"),
-                                      vf_netdev="enp129s0f0v2")
-    assert '<source dev="enp129s0f0v2" mode="passthrough" />' in xml
 
 
 def _plug_error(err):
