@@ -286,6 +286,23 @@ def test_install_applies_the_nova_patch_of_novas_release_once(
     assert node.vif_py.read_text() == patched
 
 
+def test_install_after_an_upgrade_replaces_the_older_patch(
+        node: Node) -> None:
+    node.ok("stack", "install")
+    patch_file = node.patches / "34.0.0/sriov-vif.patch"
+    patch_file.write_text(FAKE_PATCH.replace("+        sriov_vif()",
+                                             "+        sriov_vif(2)"))
+
+    result = node.ok("stack", "install")
+
+    assert "carries an older sriov-vif patch: reverting it" in result.stdout
+    assert "sriov_vif(2)" in node.vif_py.read_text()
+    # clean reverts what was applied last, whatever the checkout holds now
+    patch_file.write_text(FAKE_PATCH)
+    node.ok("clean")
+    assert node.vif_py.read_text() == FAKE_VIF_PY
+
+
 @pytest.mark.parametrize("change, reason", [
     ("release", "nova 35.0.0 .* has no sriov-vif patch in"),
     ("code", "does not apply to nova in .* without fuzz"),
