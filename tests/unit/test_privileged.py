@@ -145,9 +145,9 @@ def vf_info_bytes(state, proto=None, spoofchk=None, trust=None):
     ]))
 
 
-def link_reply(ifname, num_vfs=None, vf_infos=None, flags=0,
-               address="52:54:00:00:00:01"):
-    """An RTM_NEWLINK reply as the kernel sends it, decoded by pyroute2."""
+def link_message(ifname, num_vfs=None, vf_infos=None, flags=0,
+                 address="52:54:00:00:00:01"):
+    """An RTM_NEWLINK reply as the kernel sends it, as bytes."""
     attrs = nla(IFLA_IFNAME, ifname.encode() + b"\0")
     attrs += nla(IFLA_ADDRESS, bytes.fromhex(address.replace(":", "")))
     if num_vfs is not None:
@@ -156,9 +156,12 @@ def link_reply(ifname, num_vfs=None, vf_infos=None, flags=0,
         attrs += nla(IFLA_VFINFO_LIST, b"".join(vf_infos))
     body = IFINFOMSG.pack(0, 1, 7, flags, 0) + attrs
     data = NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_NEWLINK, 0, 1, 0)
-    msg = ifinfmsg(bytearray(data + body))
-    msg.decode()
-    return msg
+    return data + body
+
+
+def link_reply(*args, **kwargs):
+    """link_message(...), decoded by sriov_vif.rtnl."""
+    return rtnl.decode_link(link_message(*args, **kwargs))
 
 
 def vf(index, **changes):
@@ -202,8 +205,11 @@ class FakeKernel:
             def __init__(self):
                 kernel.opened += 1
 
-            def request(self, msg, msg_type):
-                return kernel.handle(encode(msg), msg_type)
+            def request(self, msg_type, body):
+                # flags NLM_F_REQUEST | NLM_F_ACK, as Rtnl sends them
+                header = NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type,
+                                       1 | 4, 1, 0)
+                return kernel.handle(header + body, msg_type)
 
             def close(self):
                 kernel.closed += 1
@@ -240,9 +246,10 @@ class FakeKernel:
         link = self.links[ifname]
         if ext_mask & 1 and ifname == PF:
             infos = [vf_info_bytes(state) for state in self.vfs.values()]
-            return link_reply(ifname, self.num_vfs, infos,
-                              flags=int(link["up"]), address=link["mac"])
-        return link_reply(ifname, flags=int(link["up"]), address=link["mac"])
+            return link_message(ifname, self.num_vfs, infos,
+                                flags=int(link["up"]), address=link["mac"])
+        return link_message(ifname, flags=int(link["up"]),
+                            address=link["mac"])
 
     def _set_link(self, ifname, ifi, attrs):
         if IFLA_ADDRESS in attrs:
@@ -521,6 +528,86 @@ def test_the_daemon_names_the_vf_of_an_undecodable_answer(kernel,
         apply_one(A(3), {"trust": True}, vf(3).to_primitive())
     assert "VF 0000:81:10.3 (enp1s0f0 vf 3)" in str(err.value)
     assert "0x9100" in str(err.value)
+
+
+def _pyroute2_vf(info):
+    """A VFState from pyroute2's own decoding of an IFLA_VF_INFO."""
+    mac = info.get("IFLA_VF_MAC")
+    vlan = info.get("IFLA_VF_VLAN")
+    (entry,) = info.get("IFLA_VF_VLAN_LIST").get_attrs("IFLA_VF_VLAN_INFO")
+    rate = info.get("IFLA_VF_RATE")
+
+    def optional(name, key):
+        value = info.get(name)[key]
+        return None if value == UNREPORTED else bool(value)
+
+    return VFState(
+        index=mac["vf"], mac=mac["mac"], vlan=vlan["vlan"], qos=vlan["qos"],
+        vlan_proto={0x8100: "802.1Q", 0x88A8: "802.1ad"}[entry["proto"]],
+        spoofchk=optional("IFLA_VF_SPOOFCHK", "spoofchk"),
+        trust=optional("IFLA_VF_TRUST", "trust"),
+        link_state={0: "auto", 1: "enable", 2: "disable"}[
+            info.get("IFLA_VF_LINK_STATE")["link_state"]],
+        min_tx_rate=rate["min_tx_rate"], max_tx_rate=rate["max_tx_rate"])
+
+
+def test_the_struct_decoder_agrees_with_pyroute2s_on_the_same_bytes():
+    # pyroute2's ifinfmsg is an independent decoder of the kernel's
+    # layout: both must read the same link and VFs from one message.
+    states = [
+        vf(0),
+        vf(7, mac="fa:16:3e:01:02:03", vlan=4094, qos=7,
+           vlan_proto="802.1ad", spoofchk=True, trust=None,
+           link_state="disable", min_tx_rate=5, max_tx_rate=10000),
+        vf(255, mac="52:54:00:ab:cd:ef", vlan=100, spoofchk=None,
+           trust=True, link_state="enable", max_tx_rate=1),
+    ]
+    data = link_message(PF, 256, [vf_info_bytes(s) for s in states],
+                        flags=IFF_UP, address="52:54:00:12:34:56")
+    theirs = ifinfmsg(bytearray(data))
+    theirs.decode()
+
+    ours = rtnl.decode_link(data)
+
+    assert (ours.ifname, ours.address, ours.flags, ours.num_vfs) == (
+        theirs.get("IFLA_IFNAME"), theirs.get("IFLA_ADDRESS"),
+        theirs["flags"], theirs.get("IFLA_NUM_VF"))
+    expected = [_pyroute2_vf(info) for info in
+                theirs.get("IFLA_VFINFO_LIST").get_attrs("IFLA_VF_INFO")]
+    assert expected == states
+    assert rtnl.decode_vf_table(ours, PF) == (256, states)
+
+
+def test_a_vf_attribute_shorter_than_its_struct_is_refused():
+    info = nla(IFLA_VF_INFO, nla(IFLA_VF_MAC, struct.pack("=I", 1) + mac6())
+               + nla(IFLA_VF_VLAN, struct.pack("=II", 1, 5)))
+    with pytest.raises(struct.error):
+        rtnl.decode_vf_table(link_reply(PF, 2, [info]), PF)
+
+
+def test_a_vf_without_its_mac_attribute_is_refused_naming_the_pf():
+    info = nla(IFLA_VF_INFO, nla(IFLA_VF_VLAN, struct.pack("=III", 1, 5, 0)))
+    with pytest.raises(rtnl.DecodeError) as err:
+        rtnl.decode_vf_table(link_reply(PF, 2, [info]), PF)
+    assert "enp1s0f0 lists a VF without IFLA_VF_MAC" in str(err.value)
+
+
+def test_a_truncated_vf_list_ends_where_the_last_whole_vf_ends():
+    whole = vf_info_bytes(vf(0))
+    cut = vf_info_bytes(vf(1))[:-8]
+    data = bytearray(link_message(PF, 2, [whole]))
+    # IFLA_VFINFO_LIST is last: append a VF whose length overruns it.
+    list_at = data.rindex(struct.pack("=H", IFLA_VFINFO_LIST)) - 2
+    data += cut
+    struct.pack_into("=HH", data, list_at, len(data) - list_at,
+                     IFLA_VFINFO_LIST)
+    struct.pack_into("=I", data, 0, len(data))
+    assert rtnl.find_vf(rtnl.decode_link(bytes(data)), PF, 1) == (
+        2, 1, None)
+
+
+def mac6():
+    return b"\x52\x54\x00\x00\x00\x01" + b"\0" * 26
 
 
 def test_link_without_vfs_decodes_to_an_empty_table():
