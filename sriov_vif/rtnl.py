@@ -63,6 +63,7 @@ from collections.abc import Sequence
 import contextlib
 import dataclasses
 import errno
+import itertools
 import os
 import socket
 import struct
@@ -399,19 +400,41 @@ def decode_link(data: bytes) -> Link:
                 num_vfs=num_vfs, vf_list=vf_list)
 
 
-def _vf_infos(link: Link) -> Iterator[tuple[int, int]]:
-    """(start, end) of each IFLA_VF_INFO's payload."""
+def _vf_info_spans(link: Link) -> list[tuple[int, int]]:
+    """(start, end) of each IFLA_VF_INFO's payload, in list order.
+
+    Only the attribute headers are read: a tight loop, since a 256-VF
+    PF lists 256 of them on every read.
+    """
+    spans: list[tuple[int, int]] = []
     if link.vf_list is None:
-        return
-    for kind, start, end in _nlas(link.data, *link.vf_list):
-        if kind == IFLA_VF_INFO:
-            yield start, end
+        return spans
+    data = link.data
+    pos, end = link.vf_list
+    header = _NLA_HEADER.unpack_from
+    while pos + _NLA_HEADER.size <= end:
+        length, kind = header(data, pos)
+        if length < _NLA_HEADER.size or pos + length > end:
+            break
+        if kind & NLA_TYPE_MASK == IFLA_VF_INFO:
+            spans.append((pos + _NLA_HEADER.size, pos + length))
+        pos += (length + 3) & ~3
+    return spans
 
 
 def _vf_index(data: bytes, start: int, end: int) -> int | None:
-    """The VF index of an IFLA_VF_INFO: the first u32 of IFLA_VF_MAC."""
-    for kind, value, _end in _nlas(data, start, end):
-        if kind == IFLA_VF_MAC:
+    """The VF index of an IFLA_VF_INFO: the first u32 of IFLA_VF_MAC.
+
+    The kernel puts IFLA_VF_MAC first (rtnl_fill_vfinfo()): it is read
+    in place, and the VF's attributes are walked only when it is not.
+    """
+    if start + _NLA_HEADER.size + _U32.size <= end:
+        length, kind = _NLA_HEADER.unpack_from(data, start)
+        if (kind & NLA_TYPE_MASK == IFLA_VF_MAC
+                and length >= _NLA_HEADER.size + _U32.size):
+            return int(_U32.unpack_from(data, start + _NLA_HEADER.size)[0])
+    for kind, value, value_end in _nlas(data, start, end):
+        if kind == IFLA_VF_MAC and value + _U32.size <= value_end:
             return int(_U32.unpack_from(data, value)[0])
     return None
 
@@ -478,7 +501,7 @@ def decode_vf_table(link: Link, pf_ifname: str) -> tuple[int, list[VFState]]:
     never by its position in the list.
     """
     return link.num_vfs, [_decode_vf(link.data, start, end, pf_ifname)
-                          for start, end in _vf_infos(link)]
+                          for start, end in _vf_info_spans(link)]
 
 
 def find_vfs(link: Link, pf_ifname: str, vf_indexes: Sequence[int]
@@ -486,19 +509,23 @@ def find_vfs(link: Link, pf_ifname: str, vf_indexes: Sequence[int]
     """(IFLA_NUM_VF, VFs listed, {index: VF}) of an RTM_NEWLINK reply.
 
     Only the VFs asked for are decoded, so reading a few VFs costs about
-    the same on a PF with 256 VFs as on one with 8; the others are only
-    walked to their index. A VF the PF does not list is absent from the
-    answer; a VF listed twice is taken where it is first listed.
+    the same on a PF with 256 VFs as on one with 8. The kernel lists VF
+    i at position i (rtnl_fill_vfinfo()), where each VF is looked for
+    first, by the index in its own struct; only a VF not found there is
+    looked for in the whole list. A VF the PF does not list is absent
+    from the answer.
     """
-    wanted = set(vf_indexes)
+    spans = _vf_info_spans(link)
     found: dict[int, VFState] = {}
-    listed = 0
-    for start, end in _vf_infos(link):
-        listed += 1
-        index = _vf_index(link.data, start, end)
-        if index in wanted and index not in found:
-            found[index] = _decode_vf(link.data, start, end, pf_ifname)
-    return link.num_vfs, listed, found
+    for index in vf_indexes:
+        if index in found:
+            continue
+        candidates = ([spans[index]] if 0 <= index < len(spans) else [])
+        for start, end in itertools.chain(candidates, spans):
+            if _vf_index(link.data, start, end) == index:
+                found[index] = _decode_vf(link.data, start, end, pf_ifname)
+                break
+    return link.num_vfs, len(spans), found
 
 
 def find_vf(link: Link, pf_ifname: str,

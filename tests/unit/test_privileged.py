@@ -1185,3 +1185,20 @@ def test_a_call_never_waits_forever_for_a_dead_daemon():
     # caller waiting: every call is bounded.
     assert privsep.vif_plug.timeout == privsep.CALL_TIMEOUT
     assert 0 < privsep.CALL_TIMEOUT <= 60
+
+
+def test_find_vf_finds_a_vf_whose_mac_attribute_is_not_first():
+    # Linux puts IFLA_VF_MAC first; a VF listed otherwise is still found.
+    state = vf(2, vlan=9)
+    mac = struct.pack("=I", 2) + bytes(32)
+    info = nla(IFLA_VF_INFO, b"".join([
+        nla(IFLA_VF_VLAN, struct.pack("=III", 2, 9, 0)),
+        nla(IFLA_VF_MAC, mac),
+        nla(IFLA_VF_SPOOFCHK, struct.pack("=II", 2, 0)),
+        nla(IFLA_VF_LINK_STATE, struct.pack("=II", 2, 0)),
+        nla(IFLA_VF_RATE, struct.pack("=III", 2, 0, 0)),
+        nla(IFLA_VF_TRUST, struct.pack("=II", 2, 0)),
+    ]))
+    reply = link_reply(PF, 3, [vf_info_bytes(vf(0)), info])
+    assert rtnl.find_vf(reply, PF, 2) == (3, 2, state)
+    assert rtnl.find_vf(reply, PF, 0) == (3, 2, vf(0))
