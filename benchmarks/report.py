@@ -392,7 +392,13 @@ def _floor_gap(results: dict[str, Any], operation: str) -> str:
     parts = [
         (f"{_n(extra_trips, 'more privileged round trip')}",
          extra_trips * _part(results, "empty_trip_ms")),
-        (f"{_n(reads, 'VF read')} through sriov_vif.rtnl",
+        (f"{_n(reads, 'VF read')} through sriov_vif.rtnl ("
+         + ("the state before the change, which the journal records "
+            "before anything changes and the floor leaves out"
+            if operation == "plug" else
+            "the state before the change, which the daemon rolls back to "
+            "if the kernel refuses part of it; the floor leaves it out")
+         + ")",
          reads * _part(results, "rtnl_read_ms")),
     ]
     parts = [(what, cost) for what, cost in parts if cost] + [

@@ -260,7 +260,9 @@ def test_targets_say_what_stands_in_the_way_only_when_missed():
     assert plug.ratio == (
         "plug - floor = tmpfs: 4.0 ms, disk: 16.0 ms. Measured parts of "
         "it: 1 more privileged round trip (3.0 ms), 1 VF read through "
-        "sriov_vif.rtnl (1.5 ms), the change request's transport beyond "
+        "sriov_vif.rtnl (the state before the change, which the journal "
+        "records before anything changes and the floor leaves out) "
+        "(1.5 ms), the change request's transport beyond "
         "a raw socket (1.5 ms), 3 VF lookups in sysfs (one in "
         "nova-compute, one per round trip in the daemon, which trusts no "
         "caller) (1.5 ms), the journal's lock and record look-up (0.2 ms);"
