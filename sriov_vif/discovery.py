@@ -179,10 +179,12 @@ def find_vfs(sysfs_root: StrPath, pf_address: str,
     """
     pf = find_pf(sysfs_root, pf_address)
     pf_dir = _device_dir(os.fspath(sysfs_root), pf.pci_address)
+    layout = _layout(pf_dir, pf.pci_address, pf.numvfs)
     found = {}
     for address in addresses:
         address = validate_pci_address(address)
-        index = _vf_index(pf_dir, pf.pci_address, address, pf.numvfs)
+        index = _vf_index(pf_dir, pf.pci_address, address, pf.numvfs,
+                          layout)
         if index is None or index >= pf.numvfs:
             continue
         vf_dir = os.path.join(os.path.dirname(pf_dir), address)
@@ -311,9 +313,16 @@ def _no_netdev_reason(pf: PhysicalFunction, representors: list[str]) -> str:
     return f"PF {pf.pci_address} has no netdev ({driver})"
 
 
-def _vf_index(pf_dir: str, pf_address: str, address: str,
-              numvfs: int) -> int | None:
-    candidate = _index_from_routing_id(pf_dir, pf_address, address, numvfs)
+def _vf_index(pf_dir: str, pf_address: str, address: str, numvfs: int,
+              layout: tuple[int, int] | None = None) -> int | None:
+    """The index of the PF's virtfn link to address, or None.
+
+    layout is the PF's (offset, stride) when the caller read it already
+    (see _layout): find_vfs reads it once per PF, not once per VF.
+    """
+    if layout is None:
+        layout = _layout(pf_dir, pf_address, numvfs)
+    candidate = _index_from_routing_id(pf_address, address, layout)
     if candidate is not None and _link_name(
             os.path.join(pf_dir, f"virtfn{candidate}")) == address:
         return candidate
@@ -323,17 +332,24 @@ def _vf_index(pf_dir: str, pf_address: str, address: str,
     return None
 
 
-def _index_from_routing_id(pf_dir: str, pf_address: str, address: str,
-                           numvfs: int) -> int | None:
+def _layout(pf_dir: str, pf_address: str, numvfs: int) -> tuple[int, int]:
+    """The PF's VF offset and stride: sysfs's, else its first two VFs'."""
+    offset = _read_int(os.path.join(pf_dir, "sriov_offset"))
+    stride = _read_int(os.path.join(pf_dir, "sriov_stride"))
+    if offset is None or stride is None:
+        return _derive_offset_stride(pf_dir, _routing_id(pf_address)[1],
+                                     numvfs)
+    return offset, stride
+
+
+def _index_from_routing_id(pf_address: str, address: str,
+                           layout: tuple[int, int]) -> int | None:
     """The index the PCIe rule gives address, or None if it gives none."""
     pf_domain, pf_rid = _routing_id(pf_address)
     domain, rid = _routing_id(address)
     if domain != pf_domain:
         return None
-    offset = _read_int(os.path.join(pf_dir, "sriov_offset"))
-    stride = _read_int(os.path.join(pf_dir, "sriov_stride"))
-    if offset is None or stride is None:
-        offset, stride = _derive_offset_stride(pf_dir, pf_rid, numvfs)
+    offset, stride = layout
     distance = rid - pf_rid - offset
     if distance == 0:
         return 0
