@@ -29,20 +29,18 @@ asyncio event loop per call does not: under eventlet, green threads share
 one OS thread, and a second loop started while another waits fails with
 "Cannot run the event loop while another loop is running".
 
-Requests are built with message classes of our own rather than pyroute2's
-ifinfmsg, for two reasons. pyroute2 0.9.7 encodes ifla_vf_vlan_info in 14
-bytes where the kernel's struct (three __u32 and a __be16) is 16 and the
-kernel refuses anything shorter with EINVAL, which breaks every 802.1ad
-request; and patching pyroute2's classes would change them for every
-other user of pyroute2 in the process (nova-compute loads os-vif's other
-plugins). Our classes describe exactly the kernel structs we send and
-nothing else. Replies are decoded here with struct, reading only the
-attributes sriov-vif uses: pyroute2's generic decoding of an RTM_NEWLINK
-(every attribute of the link, every attribute of a VF once any is read)
-cost a plug more than the kernel's whole answer (in the benchmark's
-guest, 15 ms of Python for a 5 ms request on an 8-VF PF, 61 ms on a
-256-VF one). GETLINK and plain SETLINK requests are two fixed structs
-and are packed directly.
+Requests and replies are packed and decoded here with struct, as the
+kernel's structs, rather than with pyroute2's ifinfmsg. pyroute2 0.9.7
+encodes ifla_vf_vlan_info in 14 bytes where the kernel's struct (three
+__u32 and a __be16) is 16 and the kernel refuses anything shorter with
+EINVAL, which breaks every 802.1ad request; patching pyroute2's classes
+would change them for every other user of pyroute2 in the process
+(nova-compute loads os-vif's other plugins). And pyroute2's generic
+codec costs more than the kernel's work: decoding an RTM_NEWLINK
+decodes every attribute of the link, and every attribute of a VF once
+any is read (in the benchmark's guest, 15 ms of Python for a 5 ms
+request on an 8-VF PF, 61 ms on a 256-VF one). Replies are read only
+for the attributes sriov-vif uses, and only for the VFs asked for.
 
 The kernel applies the attributes of one VF in a fixed order (MAC, VLAN,
 VLAN list, TX rate, rate, spoof check, link state, RSS query, trust) and
@@ -76,8 +74,6 @@ from pyroute2.netlink import NLM_F_ACK
 from pyroute2.netlink import NLM_F_REQUEST
 from pyroute2.netlink import NLMSG_DONE
 from pyroute2.netlink import NLMSG_ERROR
-from pyroute2.netlink import nla
-from pyroute2.netlink import nlmsg
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_GETLINK
 from pyroute2.netlink.rtnl import RTM_SETLINK
@@ -122,11 +118,17 @@ _IFINFOMSG: Final = struct.Struct("=BxHiII")
 # six are an Ethernet MAC), ifla_vf_vlan, ifla_vf_tx_rate, ifla_vf_rate,
 # and the {index, setting} of spoofchk, link state and trust.
 _VF_MAC: Final = struct.Struct("=I6s")
+# What a request sends: the whole 32-byte array, zero-padded.
+_VF_MAC_SET: Final = struct.Struct("=I32s")
 _U32X3: Final = struct.Struct("=III")
 _U32X2: Final = struct.Struct("=II")
 # struct ifla_vf_vlan_info: __u32 vf, vlan, qos; __be16 vlan_proto.
 _VLAN_PROTO: Final = struct.Struct(">H")
 _VLAN_PROTO_OFFSET: Final = 12
+# The C compiler pads struct ifla_vf_vlan_info to 16 bytes, and since
+# the fix for CVE-2024-36017 the kernel refuses an entry shorter than
+# that (pyroute2 0.9.7 encodes 14).
+_VLAN_INFO_PAD: Final = b"\0\0"
 # struct nlmsghdr: length, type, flags, sequence number, port id; an
 # NLMSG_ERROR payload starts with the negative errno (0 for an ACK).
 _NLMSG_HEADER: Final = struct.Struct("=IHHII")
@@ -161,87 +163,31 @@ UNSUPPORTED_ERRNOS: Final = frozenset({errno.EOPNOTSUPP,
                                        errno.EPROTONOSUPPORT})
 
 
-class _VFAttrs(nla):  # type: ignore[misc]
-    """IFLA_VF_INFO: the attributes of one VF, as the kernel's structs."""
-
-    nla_map = (
-        (1, "IFLA_VF_MAC", "vf_mac"),
-        (2, "IFLA_VF_VLAN", "vf_vlan"),
-        (4, "IFLA_VF_SPOOFCHK", "vf_setting"),
-        (5, "IFLA_VF_LINK_STATE", "vf_setting"),
-        (6, "IFLA_VF_RATE", "vf_rate"),
-        (9, "IFLA_VF_TRUST", "vf_setting"),
-        (12, "IFLA_VF_VLAN_LIST", "vf_vlan_list"),
-    )
-
-    class vf_mac(nla):  # type: ignore[misc]
-        # struct ifla_vf_mac: the MAC is a 32-byte array (room for
-        # InfiniBand addresses), zero-padded.
-        fields = (("vf", "I"), ("mac", "32s"))
-
-    class vf_vlan(nla):  # type: ignore[misc]
-        fields = (("vf", "I"), ("vlan", "I"), ("qos", "I"))
-
-    class vf_setting(nla):  # type: ignore[misc]
-        # ifla_vf_spoofchk, ifla_vf_link_state and ifla_vf_trust.
-        fields = (("vf", "I"), ("setting", "I"))
-
-    class vf_rate(nla):  # type: ignore[misc]
-        fields = (("vf", "I"), ("min_tx_rate", "I"), ("max_tx_rate", "I"))
-
-    class vf_vlan_list(nla):  # type: ignore[misc]
-        nla_map = ((1, "IFLA_VF_VLAN_INFO", "vf_vlan_info"),)
-
-        class vf_vlan_info(nla):  # type: ignore[misc]
-            # struct ifla_vf_vlan_info is three __u32 and a __be16, which
-            # the C compiler pads to 16 bytes; since the fix for
-            # CVE-2024-36017 the kernel refuses an entry shorter than
-            # that. The padding is the fix for pyroute2's 14 bytes.
-            fields = (
-                ("vf", "I"),
-                ("vlan", "I"),
-                ("qos", "I"),
-                ("proto", ">H"),
-                ("__pad", "2x"),
-            )
-
-
-class _VFInfoList(nla):  # type: ignore[misc]
-    nla_map = ((1, "IFLA_VF_INFO", "vf_info"),)
-    vf_info = _VFAttrs
-
-
-class SetVFMessage(nlmsg):  # type: ignore[misc]
-    """RTM_SETLINK for a PF, addressed by name, carrying VF attributes."""
-
-    # struct ifinfomsg
-    fields = (
-        ("family", "B"),
-        ("__align", "x"),
-        ("ifi_type", "H"),
-        ("index", "i"),
-        ("flags", "I"),
-        ("change", "I"),
-    )
-    nla_map = (
-        (3, "IFLA_IFNAME", "asciiz"),
-        (22, "IFLA_VFINFO_LIST", "vf_info_list"),
-    )
-    vf_info_list = _VFInfoList
-
-
 def _mac_bytes(mac: str) -> bytes:
     return bytes(int(part, 16) for part in mac.split(":"))
 
 
-def vf_attributes(vf_index: int,
-                  settings: VFSettings) -> list[tuple[str, Any]]:
-    """The IFLA_VF_* attributes that apply settings to one VF.
+def _attr(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute: header, payload, padding to four bytes."""
+    length = _NLA_HEADER.size + len(payload)
+    return (_NLA_HEADER.pack(length, kind) + payload
+            + b"\0" * (-length % 4))
+
+
+def _link_body(ifname: str, flags: int = 0, change: int = 0) -> bytes:
+    """struct ifinfomsg for ifname (index 0: by name) and IFLA_IFNAME."""
+    return (_IFINFOMSG.pack(0, 0, 0, flags, change)
+            + _attr(IFLA_IFNAME, ifname.encode() + b"\0"))
+
+
+def vf_info(vf_index: int, settings: VFSettings) -> bytes:
+    """The IFLA_VF_INFO that applies settings to one VF.
 
     The VLAN group and the rate group must be complete (see
     VFSettings.complete_with): their kernel structs have no "unset".
     802.1Q goes as IFLA_VF_VLAN, which every kernel and driver knows;
-    only 802.1ad needs IFLA_VF_VLAN_LIST.
+    only 802.1ad needs IFLA_VF_VLAN_LIST. Each attribute is packed as
+    its kernel struct, in the order the kernel applies them.
     """
     requested = settings.requested()
     for _name, fields in KERNEL_ORDER:
@@ -251,72 +197,55 @@ def vf_attributes(vf_index: int,
             raise exception.InvalidVFSetting(
                 name=missing[0], value=None,
                 reason=f"must be sent together with {', '.join(present)}")
-    attrs: list[tuple[str, Any]] = []
+    attrs: list[bytes] = []
     if settings.mac is not None:
-        attrs.append(("IFLA_VF_MAC",
-                      {"vf": vf_index, "mac": _mac_bytes(settings.mac)}))
+        attrs.append(_attr(IFLA_VF_MAC, _VF_MAC_SET.pack(
+            vf_index, _mac_bytes(settings.mac))))
     if settings.vlan is not None:
         if settings.vlan_proto == "802.1Q":
-            attrs.append(("IFLA_VF_VLAN", {
-                "vf": vf_index, "vlan": settings.vlan, "qos": settings.qos}))
+            attrs.append(_attr(IFLA_VF_VLAN, _U32X3.pack(
+                vf_index, settings.vlan, settings.qos)))
         else:
-            info = {"vf": vf_index, "vlan": settings.vlan,
-                    "qos": settings.qos,
-                    "proto": VLAN_PROTO_CODES[str(settings.vlan_proto)]}
-            attrs.append(("IFLA_VF_VLAN_LIST",
-                          {"attrs": [("IFLA_VF_VLAN_INFO", info)]}))
+            attrs.append(_attr(IFLA_VF_VLAN_LIST, _attr(
+                IFLA_VF_VLAN_INFO,
+                _U32X3.pack(vf_index, settings.vlan, settings.qos)
+                + _VLAN_PROTO.pack(VLAN_PROTO_CODES[str(settings.vlan_proto)])
+                + _VLAN_INFO_PAD)))
     if settings.max_tx_rate is not None:
-        attrs.append(("IFLA_VF_RATE", {
-            "vf": vf_index, "min_tx_rate": settings.min_tx_rate,
-            "max_tx_rate": settings.max_tx_rate}))
+        attrs.append(_attr(IFLA_VF_RATE, _U32X3.pack(
+            vf_index, settings.min_tx_rate, settings.max_tx_rate)))
     if settings.spoofchk is not None:
-        attrs.append(("IFLA_VF_SPOOFCHK",
-                      {"vf": vf_index, "setting": int(settings.spoofchk)}))
+        attrs.append(_attr(IFLA_VF_SPOOFCHK, _U32X2.pack(
+            vf_index, int(settings.spoofchk))))
     if settings.link_state is not None:
-        attrs.append(("IFLA_VF_LINK_STATE", {
-            "vf": vf_index,
-            "setting": LINK_STATE_CODES[settings.link_state]}))
+        attrs.append(_attr(IFLA_VF_LINK_STATE, _U32X2.pack(
+            vf_index, LINK_STATE_CODES[settings.link_state])))
     if settings.trust is not None:
-        attrs.append(("IFLA_VF_TRUST",
-                      {"vf": vf_index, "setting": int(settings.trust)}))
-    return attrs
+        attrs.append(_attr(IFLA_VF_TRUST, _U32X2.pack(
+            vf_index, int(settings.trust))))
+    return _attr(IFLA_VF_INFO, b"".join(attrs))
 
 
 def build_set_vfs_message(
-        pf_ifname: str,
-        requests: Sequence[tuple[int, VFSettings]]) -> SetVFMessage:
+        pf_ifname: str, requests: Sequence[tuple[int, VFSettings]]) -> bytes:
     """One RTM_SETLINK carrying every requested attribute of VFs of a PF.
 
-    The kernel walks IFLA_VFINFO_LIST in order, one IFLA_VF_INFO per VF,
-    and stops at the first attribute a driver refuses.
+    The message's body, what follows its nlmsghdr (Rtnl.request packs
+    that). The kernel walks IFLA_VFINFO_LIST in order, one IFLA_VF_INFO
+    per VF, and stops at the first attribute a driver refuses.
     """
     if not 0 < len(requests) <= MAX_VFS_PER_REQUEST:
         raise exception.InvalidVFSetting(
             name="vfs", value=len(requests),
             reason=f"one request carries 1 to {MAX_VFS_PER_REQUEST} VFs")
-    msg = SetVFMessage()
-    msg["family"] = 0
-    msg["index"] = 0  # 0: the kernel looks the PF up by IFLA_IFNAME
-    msg["attrs"] = [
-        ("IFLA_IFNAME", pf_ifname),
-        ("IFLA_VFINFO_LIST", {"attrs": [
-            ("IFLA_VF_INFO", {"attrs": vf_attributes(vf_index, settings)})
-            for vf_index, settings in requests
-        ]}),
-    ]
-    return msg
+    return _link_body(pf_ifname) + _attr(IFLA_VFINFO_LIST, b"".join(
+        vf_info(vf_index, settings) for vf_index, settings in requests))
 
 
 def build_set_vf_message(pf_ifname: str, vf_index: int,
-                         settings: VFSettings) -> SetVFMessage:
-    """One RTM_SETLINK carrying every requested attribute of one VF."""
+                         settings: VFSettings) -> bytes:
+    """One RTM_SETLINK body carrying every requested attribute of one VF."""
     return build_set_vfs_message(pf_ifname, [(vf_index, settings)])
-
-
-def _body(msg: SetVFMessage) -> bytes:
-    """msg encoded, without the nlmsghdr Rtnl.request packs itself."""
-    msg.encode()
-    return bytes(msg.data[_NLMSG_HEADER.size:msg["header"]["length"]])
 
 
 class DecodeError(ValueError):
@@ -645,18 +574,6 @@ def session() -> Iterator[Rtnl]:
         rtnl.close()
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    length = _NLA_HEADER.size + len(payload)
-    return (_NLA_HEADER.pack(length, kind) + payload
-            + b"\0" * (-length % 4))
-
-
-def _link_body(ifname: str, flags: int = 0, change: int = 0) -> bytes:
-    """struct ifinfomsg for ifname (index 0: by name) and IFLA_IFNAME."""
-    return (_IFINFOMSG.pack(0, 0, 0, flags, change)
-            + _attr(IFLA_IFNAME, ifname.encode() + b"\0"))
-
-
 def get_link(rtnl: Rtnl, ifname: str, ext_mask: int) -> Link:
     """The RTM_NEWLINK reply for ifname; NetdevNotFound if there is none."""
     LOG.debug("RTM_GETLINK %(dev)s ext_mask %(mask)d",
@@ -707,8 +624,8 @@ def send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
     LOG.debug("RTM_SETLINK %(pf)s vf %(vf)d: %(attrs)s",
               {"pf": pf_ifname, "vf": vf_index,
                "attrs": settings.requested()})
-    rtnl.request(RTM_SETLINK, _body(
-        build_set_vf_message(pf_ifname, vf_index, settings)))
+    rtnl.request(RTM_SETLINK,
+                 build_set_vf_message(pf_ifname, vf_index, settings))
 
 
 def send_vfs(rtnl: Rtnl, pf_ifname: str,
@@ -718,8 +635,7 @@ def send_vfs(rtnl: Rtnl, pf_ifname: str,
               {"pf": pf_ifname, "count": len(requests),
                "attrs": {index: settings.requested()
                          for index, settings in requests}})
-    rtnl.request(RTM_SETLINK, _body(build_set_vfs_message(pf_ifname,
-                                                          requests)))
+    rtnl.request(RTM_SETLINK, build_set_vfs_message(pf_ifname, requests))
 
 
 def missing_cap_reason() -> str:

@@ -113,8 +113,16 @@ def parse_link_message(data):
 
 
 def encode(msg):
+    """A pyroute2 message, encoded."""
     msg.encode()
     return bytes(msg.data)
+
+
+def message(body, msg_type=RTM_SETLINK):
+    """A request body of sriov_vif.rtnl with the nlmsghdr Rtnl adds."""
+    # flags NLM_F_REQUEST | NLM_F_ACK, as Rtnl sends them
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type, 1 | 4, 1,
+                         0) + body
 
 
 def vf_info_bytes(state, proto=None, spoofchk=None, trust=None):
@@ -206,10 +214,7 @@ class FakeKernel:
                 kernel.opened += 1
 
             def request(self, msg_type, body):
-                # flags NLM_F_REQUEST | NLM_F_ACK, as Rtnl sends them
-                header = NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type,
-                                       1 | 4, 1, 0)
-                return kernel.handle(header + body, msg_type)
+                return kernel.handle(message(body, msg_type), msg_type)
 
             def close(self):
                 kernel.closed += 1
@@ -380,7 +385,7 @@ def test_vlan_list_entry_has_the_kernels_16_bytes():
     msg = rtnl.build_set_vf_message(PF, 3, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad"))
 
-    (entry,) = vlan_info_entries(encode(msg))
+    (entry,) = vlan_info_entries(message(msg))
 
     assert len(entry) == SIZEOF_IFLA_VF_VLAN_INFO
     assert entry == (struct.pack("=III", 3, 100, 5)
@@ -401,16 +406,16 @@ def _pyroute2_vlan_message(vf_index):
 
 
 def test_pyroute2_itself_is_left_with_its_14_bytes():
-    # Build ours first, then pyroute2's own: our fix must not have leaked
-    # into pyroute2's classes, which other code in nova-compute uses.
-    encode(rtnl.build_set_vf_message(PF, 3, VFSettings(
+    # Build ours first, then pyroute2's own: nothing of ours may change
+    # pyroute2's classes, which other code in nova-compute uses.
+    message(rtnl.build_set_vf_message(PF, 3, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad")))
     plain = _pyroute2_vlan_message(vf_index=3)
 
     (entry,) = vlan_info_entries(encode(plain))
 
     # If this fails, pyroute2 fixed its struct (or someone patched it
-    # globally): either way our own classes deserve a second look.
+    # globally): either way our own encoder deserves a second look.
     assert len(entry) == 14
     assert ifinfmsg.vflist.vfinfo.vf_vlist.ivvi.fields[-1] == ("proto", ">H")
 
@@ -423,7 +428,7 @@ def test_fake_kernel_refuses_the_unfixed_encoding_as_linux_does():
     with pytest.raises(NetlinkError) as err:
         fake.handle(encode(plain), RTM_SETLINK)
     assert err.value.code == errno.EINVAL
-    fake.handle(encode(rtnl.build_set_vf_message(PF, 0, VFSettings(
+    fake.handle(message(rtnl.build_set_vf_message(PF, 0, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad"))), RTM_SETLINK)
     assert fake.vfs[0].vlan_proto == "802.1ad"
 
@@ -435,7 +440,7 @@ def test_all_attributes_of_a_vf_go_in_one_message_as_kernel_structs():
         link_state="disable")
 
     header, ifi, attrs = parse_link_message(
-        encode(rtnl.build_set_vf_message(PF, 7, settings)))
+        message(rtnl.build_set_vf_message(PF, 7, settings)))
 
     assert ifi == (0, 0, 0, 0, 0)
     assert attrs[0] == (IFLA_IFNAME, PF.encode() + b"\0")
@@ -455,8 +460,36 @@ def test_all_attributes_of_a_vf_go_in_one_message_as_kernel_structs():
     ]
 
 
+def test_the_struct_encoding_is_pyroute2s_for_the_structs_it_gets_right():
+    # pyroute2's ifinfmsg is an independent encoder of the kernel's
+    # layout; only its VLAN list entry is short, so 802.1Q is compared.
+    settings = VFSettings(mac="fa:16:3e:00:00:2a", vlan=100, qos=3,
+                          vlan_proto="802.1Q", min_tx_rate=10,
+                          max_tx_rate=1000, spoofchk=True, trust=False,
+                          link_state="enable")
+    theirs = ifinfmsg()
+    theirs["index"] = 0
+    theirs["attrs"] = [("IFLA_IFNAME", PF), ("IFLA_VFINFO_LIST", {"attrs": [
+        ("IFLA_VF_INFO", {"attrs": [
+            ("IFLA_VF_MAC", {"vf": 5, "mac": "fa:16:3e:00:00:2a"}),
+            ("IFLA_VF_VLAN", {"vf": 5, "vlan": 100, "qos": 3}),
+            ("IFLA_VF_RATE", {"vf": 5, "min_tx_rate": 10,
+                              "max_tx_rate": 1000}),
+            ("IFLA_VF_SPOOFCHK", {"vf": 5, "spoofchk": 1}),
+            ("IFLA_VF_LINK_STATE", {"vf": 5, "link_state": 1}),
+            ("IFLA_VF_TRUST", {"vf": 5, "trust": 0}),
+        ]})]})]
+    theirs["header"]["type"] = RTM_SETLINK
+    theirs["header"]["flags"] = 1 | 4
+    theirs["header"]["sequence_number"] = 1
+
+    ours = message(rtnl.build_set_vf_message(PF, 5, settings))
+
+    assert ours == encode(theirs)
+
+
 def test_8021q_goes_as_the_plain_vlan_attribute():
-    _h, _i, attrs = parse_link_message(encode(rtnl.build_set_vf_message(
+    _h, _i, attrs = parse_link_message(message(rtnl.build_set_vf_message(
         PF, 2, VFSettings(vlan=42, qos=0, vlan_proto="802.1Q"))))
     (info,) = parse_nlas(attrs[1][1])
     assert parse_nlas(info[1]) == [
