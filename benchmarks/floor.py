@@ -66,13 +66,10 @@ def set_vf_message(pf_ifname: str, vf_index: int, mac: str, vlan: int,
     The attributes a plug asking for a MAC, a VLAN and trust sends, built
     by the codec sriov-vif sends them with.
     """
-    message = rtnl.build_set_vf_message(pf_ifname, vf_index, VFSettings(
+    body = rtnl.build_set_vf_message(pf_ifname, vf_index, VFSettings(
         mac=mac, vlan=vlan, qos=0, vlan_proto="802.1Q", trust=trust))
-    message["header"]["type"] = RTM_SETLINK
-    message["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
-    message["header"]["sequence_number"] = 1
-    message.encode()
-    return bytes(message.data)
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_SETLINK,
+                          NLM_F_REQUEST | NLM_F_ACK, 1, 0) + body
 
 
 def ack_error(reply: bytes) -> int:

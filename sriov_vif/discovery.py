@@ -65,6 +65,8 @@ _VIRTFN_RE: Final = re.compile(r"virtfn([0-9]+)")
 _REPRESENTOR_RE: Final = re.compile(r"(c[0-9]+)?pf[0-9]+((vf|sf)[0-9]+)?")
 # Drivers that implement no phys_port_name answer EOPNOTSUPP on read.
 _NO_PORT_NAME: Final = (errno.ENOENT, errno.EOPNOTSUPP)
+# sysfs shows an attribute in at most one page; one read gets it whole.
+_SYSFS_PAGE: Final = 4096
 
 StrPath = str | os.PathLike[str]
 
@@ -189,10 +191,12 @@ def find_vfs(sysfs_root: StrPath, pf_address: str,
     """
     pf = find_pf(sysfs_root, pf_address)
     pf_dir = _device_dir(os.fspath(sysfs_root), pf.pci_address)
+    layout = _layout(pf_dir, pf.pci_address, pf.numvfs)
     found = {}
     for address in addresses:
         address = validate_pci_address(address)
-        index = _vf_index(pf_dir, pf.pci_address, address, pf.numvfs)
+        index = _vf_index(pf_dir, pf.pci_address, address, pf.numvfs,
+                          layout)
         if index is None or index >= pf.numvfs:
             continue
         vf_dir = os.path.join(os.path.dirname(pf_dir), address)
@@ -321,9 +325,16 @@ def _no_netdev_reason(pf: PhysicalFunction, representors: list[str]) -> str:
     return f"PF {pf.pci_address} has no netdev ({driver})"
 
 
-def _vf_index(pf_dir: str, pf_address: str, address: str,
-              numvfs: int) -> int | None:
-    candidate = _index_from_routing_id(pf_dir, pf_address, address, numvfs)
+def _vf_index(pf_dir: str, pf_address: str, address: str, numvfs: int,
+              layout: tuple[int, int] | None = None) -> int | None:
+    """The index of the PF's virtfn link to address, or None.
+
+    layout is the PF's (offset, stride) when the caller read it already
+    (see _layout): find_vfs reads it once per PF, not once per VF.
+    """
+    if layout is None:
+        layout = _layout(pf_dir, pf_address, numvfs)
+    candidate = _index_from_routing_id(pf_address, address, layout)
     if candidate is not None and _link_name(
             os.path.join(pf_dir, f"virtfn{candidate}")) == address:
         return candidate
@@ -333,17 +344,24 @@ def _vf_index(pf_dir: str, pf_address: str, address: str,
     return None
 
 
-def _index_from_routing_id(pf_dir: str, pf_address: str, address: str,
-                           numvfs: int) -> int | None:
+def _layout(pf_dir: str, pf_address: str, numvfs: int) -> tuple[int, int]:
+    """The PF's VF offset and stride: sysfs's, else its first two VFs'."""
+    offset = _read_int(os.path.join(pf_dir, "sriov_offset"))
+    stride = _read_int(os.path.join(pf_dir, "sriov_stride"))
+    if offset is None or stride is None:
+        return _derive_offset_stride(pf_dir, _routing_id(pf_address)[1],
+                                     numvfs)
+    return offset, stride
+
+
+def _index_from_routing_id(pf_address: str, address: str,
+                           layout: tuple[int, int]) -> int | None:
     """The index the PCIe rule gives address, or None if it gives none."""
     pf_domain, pf_rid = _routing_id(pf_address)
     domain, rid = _routing_id(address)
     if domain != pf_domain:
         return None
-    offset = _read_int(os.path.join(pf_dir, "sriov_offset"))
-    stride = _read_int(os.path.join(pf_dir, "sriov_stride"))
-    if offset is None or stride is None:
-        offset, stride = _derive_offset_stride(pf_dir, pf_rid, numvfs)
+    offset, stride = layout
     distance = rid - pf_rid - offset
     if distance == 0:
         return 0
@@ -431,17 +449,28 @@ def _link_name(path: str) -> str | None:
 
 def _read_text(path: str,
                absent: tuple[int, ...] = (errno.ENOENT,)) -> str | None:
+    """A sysfs attribute's text, or None when its errno is in absent.
+
+    Read with os.open and one os.read rather than open(): a sysfs
+    attribute is at most a page, and the io layers (a buffer, a text
+    wrapper, a codec) cost more than the read itself; find_vf reads
+    seven of them on every plug and the privileged daemon as many again.
+    sysfs attributes are ASCII; utf-8 is the codec every Python has
+    loaded already, where "ascii" is imported on first use: which a
+    privileged daemon running as nova's user may not be able to do.
+    """
     try:
-        # sysfs attributes are ASCII; utf-8 is the codec every Python has
-        # loaded already, where "ascii" is imported on first use: which a
-        # privileged daemon running as nova's user may not be able to do.
-        with open(path, encoding="utf-8", errors="replace") as attr:
-            return attr.read().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, _SYSFS_PAGE)
+        finally:
+            os.close(fd)
     except OSError as exc:
         if exc.errno in absent:
             return None
         raise exception.SysfsReadError(
             path=path, reason=_strerror(exc)) from exc
+    return data.decode("utf-8", errors="replace").strip()
 
 
 def _read_int(path: str) -> int | None:

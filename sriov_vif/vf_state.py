@@ -49,6 +49,16 @@ U32_MAX: Final = 2**32 - 1
 MAX_VF_INDEX: Final = 4095
 
 
+def _shallow(state: VFState | VFSettings) -> dict[str, Any]:
+    """The fields of state by name, in declaration order.
+
+    Every field is a str, an int, a bool or None, which need no copy:
+    dataclasses.asdict deep-copies each and was a tenth of a plug's
+    Python time (a plug asks a VFSettings what it requests a dozen times).
+    """
+    return dict(vars(state))
+
+
 @dataclasses.dataclass(frozen=True)
 class VFState:
     """A VF's settings as read back from its PF.
@@ -69,7 +79,7 @@ class VFState:
     max_tx_rate: int
 
     def to_primitive(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _shallow(self)
 
     @classmethod
     def from_primitive(cls, data: dict[str, Any]) -> VFState:
@@ -111,9 +121,7 @@ class VFSettings:
 
     def requested(self) -> dict[str, Any]:
         """The attributes this request changes, by name."""
-        return {
-            k: v for k, v in dataclasses.asdict(self).items() if v is not None
-        }
+        return {k: v for k, v in _shallow(self).items() if v is not None}
 
     def is_empty(self) -> bool:
         return not self.requested()

@@ -543,3 +543,27 @@ def test_list_vfs_names_a_bad_virtfn_link(tree):
     with pytest.raises(exception.SysfsReadError) as err:
         discovery.list_vfs(tree.root, pf)
     assert f"{PF}/virtfn1" in str(err.value)
+
+
+def test_find_vfs_reads_the_pfs_vf_layout_once_for_all_its_vfs(
+        tree, monkeypatch):
+    # A restore of 256 VFs resolves them with one find_vfs, in
+    # nova-compute and again in the daemon: the PF's offset and stride
+    # are the same for every VF.
+    built = tree.add_pf(PF, driver="ice", numvfs=8, totalvfs=8,
+                        vf_driver="iavf")
+    opened: list[str] = []
+    real = os.open
+
+    def recording(path, *args, **kwargs):
+        opened.append(os.path.basename(os.fspath(path)))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording)
+    _pf, found = discovery.find_vfs(
+        tree.root, PF, [vf.pci_address for vf in built.vfs])
+
+    assert {address: vf.index for address, vf in found.items()} == {
+        vf.pci_address: vf.index for vf in built.vfs}
+    assert opened.count("sriov_offset") == 1
+    assert opened.count("sriov_stride") == 1

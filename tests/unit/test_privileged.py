@@ -113,8 +113,16 @@ def parse_link_message(data):
 
 
 def encode(msg):
+    """A pyroute2 message, encoded."""
     msg.encode()
     return bytes(msg.data)
+
+
+def message(body, msg_type=RTM_SETLINK):
+    """A request body of sriov_vif.rtnl with the nlmsghdr Rtnl adds."""
+    # flags NLM_F_REQUEST | NLM_F_ACK, as Rtnl sends them
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type, 1 | 4, 1,
+                         0) + body
 
 
 def vf_info_bytes(state, proto=None, spoofchk=None, trust=None):
@@ -145,9 +153,9 @@ def vf_info_bytes(state, proto=None, spoofchk=None, trust=None):
     ]))
 
 
-def link_reply(ifname, num_vfs=None, vf_infos=None, flags=0,
-               address="52:54:00:00:00:01"):
-    """An RTM_NEWLINK reply as the kernel sends it, decoded by pyroute2."""
+def link_message(ifname, num_vfs=None, vf_infos=None, flags=0,
+                 address="52:54:00:00:00:01"):
+    """An RTM_NEWLINK reply as the kernel sends it, as bytes."""
     attrs = nla(IFLA_IFNAME, ifname.encode() + b"\0")
     attrs += nla(IFLA_ADDRESS, bytes.fromhex(address.replace(":", "")))
     if num_vfs is not None:
@@ -156,9 +164,12 @@ def link_reply(ifname, num_vfs=None, vf_infos=None, flags=0,
         attrs += nla(IFLA_VFINFO_LIST, b"".join(vf_infos))
     body = IFINFOMSG.pack(0, 1, 7, flags, 0) + attrs
     data = NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_NEWLINK, 0, 1, 0)
-    msg = ifinfmsg(bytearray(data + body))
-    msg.decode()
-    return msg
+    return data + body
+
+
+def link_reply(*args, **kwargs):
+    """link_message(...), decoded by sriov_vif.rtnl."""
+    return rtnl.decode_link(link_message(*args, **kwargs))
 
 
 def vf(index, **changes):
@@ -202,8 +213,8 @@ class FakeKernel:
             def __init__(self):
                 kernel.opened += 1
 
-            def request(self, msg, msg_type):
-                return kernel.handle(encode(msg), msg_type)
+            def request(self, msg_type, body):
+                return kernel.handle(message(body, msg_type), msg_type)
 
             def close(self):
                 kernel.closed += 1
@@ -240,9 +251,10 @@ class FakeKernel:
         link = self.links[ifname]
         if ext_mask & 1 and ifname == PF:
             infos = [vf_info_bytes(state) for state in self.vfs.values()]
-            return link_reply(ifname, self.num_vfs, infos,
-                              flags=int(link["up"]), address=link["mac"])
-        return link_reply(ifname, flags=int(link["up"]), address=link["mac"])
+            return link_message(ifname, self.num_vfs, infos,
+                                flags=int(link["up"]), address=link["mac"])
+        return link_message(ifname, flags=int(link["up"]),
+                            address=link["mac"])
 
     def _set_link(self, ifname, ifi, attrs):
         if IFLA_ADDRESS in attrs:
@@ -373,7 +385,7 @@ def test_vlan_list_entry_has_the_kernels_16_bytes():
     msg = rtnl.build_set_vf_message(PF, 3, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad"))
 
-    (entry,) = vlan_info_entries(encode(msg))
+    (entry,) = vlan_info_entries(message(msg))
 
     assert len(entry) == SIZEOF_IFLA_VF_VLAN_INFO
     assert entry == (struct.pack("=III", 3, 100, 5)
@@ -394,16 +406,16 @@ def _pyroute2_vlan_message(vf_index):
 
 
 def test_pyroute2_itself_is_left_with_its_14_bytes():
-    # Build ours first, then pyroute2's own: our fix must not have leaked
-    # into pyroute2's classes, which other code in nova-compute uses.
-    encode(rtnl.build_set_vf_message(PF, 3, VFSettings(
+    # Build ours first, then pyroute2's own: nothing of ours may change
+    # pyroute2's classes, which other code in nova-compute uses.
+    message(rtnl.build_set_vf_message(PF, 3, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad")))
     plain = _pyroute2_vlan_message(vf_index=3)
 
     (entry,) = vlan_info_entries(encode(plain))
 
     # If this fails, pyroute2 fixed its struct (or someone patched it
-    # globally): either way our own classes deserve a second look.
+    # globally): either way our own encoder deserves a second look.
     assert len(entry) == 14
     assert ifinfmsg.vflist.vfinfo.vf_vlist.ivvi.fields[-1] == ("proto", ">H")
 
@@ -416,7 +428,7 @@ def test_fake_kernel_refuses_the_unfixed_encoding_as_linux_does():
     with pytest.raises(NetlinkError) as err:
         fake.handle(encode(plain), RTM_SETLINK)
     assert err.value.code == errno.EINVAL
-    fake.handle(encode(rtnl.build_set_vf_message(PF, 0, VFSettings(
+    fake.handle(message(rtnl.build_set_vf_message(PF, 0, VFSettings(
         vlan=100, qos=5, vlan_proto="802.1ad"))), RTM_SETLINK)
     assert fake.vfs[0].vlan_proto == "802.1ad"
 
@@ -428,7 +440,7 @@ def test_all_attributes_of_a_vf_go_in_one_message_as_kernel_structs():
         link_state="disable")
 
     header, ifi, attrs = parse_link_message(
-        encode(rtnl.build_set_vf_message(PF, 7, settings)))
+        message(rtnl.build_set_vf_message(PF, 7, settings)))
 
     assert ifi == (0, 0, 0, 0, 0)
     assert attrs[0] == (IFLA_IFNAME, PF.encode() + b"\0")
@@ -448,8 +460,36 @@ def test_all_attributes_of_a_vf_go_in_one_message_as_kernel_structs():
     ]
 
 
+def test_the_struct_encoding_is_pyroute2s_for_the_structs_it_gets_right():
+    # pyroute2's ifinfmsg is an independent encoder of the kernel's
+    # layout; only its VLAN list entry is short, so 802.1Q is compared.
+    settings = VFSettings(mac="fa:16:3e:00:00:2a", vlan=100, qos=3,
+                          vlan_proto="802.1Q", min_tx_rate=10,
+                          max_tx_rate=1000, spoofchk=True, trust=False,
+                          link_state="enable")
+    theirs = ifinfmsg()
+    theirs["index"] = 0
+    theirs["attrs"] = [("IFLA_IFNAME", PF), ("IFLA_VFINFO_LIST", {"attrs": [
+        ("IFLA_VF_INFO", {"attrs": [
+            ("IFLA_VF_MAC", {"vf": 5, "mac": "fa:16:3e:00:00:2a"}),
+            ("IFLA_VF_VLAN", {"vf": 5, "vlan": 100, "qos": 3}),
+            ("IFLA_VF_RATE", {"vf": 5, "min_tx_rate": 10,
+                              "max_tx_rate": 1000}),
+            ("IFLA_VF_SPOOFCHK", {"vf": 5, "spoofchk": 1}),
+            ("IFLA_VF_LINK_STATE", {"vf": 5, "link_state": 1}),
+            ("IFLA_VF_TRUST", {"vf": 5, "trust": 0}),
+        ]})]})]
+    theirs["header"]["type"] = RTM_SETLINK
+    theirs["header"]["flags"] = 1 | 4
+    theirs["header"]["sequence_number"] = 1
+
+    ours = message(rtnl.build_set_vf_message(PF, 5, settings))
+
+    assert ours == encode(theirs)
+
+
 def test_8021q_goes_as_the_plain_vlan_attribute():
-    _h, _i, attrs = parse_link_message(encode(rtnl.build_set_vf_message(
+    _h, _i, attrs = parse_link_message(message(rtnl.build_set_vf_message(
         PF, 2, VFSettings(vlan=42, qos=0, vlan_proto="802.1Q"))))
     (info,) = parse_nlas(attrs[1][1])
     assert parse_nlas(info[1]) == [
@@ -521,6 +561,86 @@ def test_the_daemon_names_the_vf_of_an_undecodable_answer(kernel,
         apply_one(A(3), {"trust": True}, vf(3).to_primitive())
     assert "VF 0000:81:10.3 (enp1s0f0 vf 3)" in str(err.value)
     assert "0x9100" in str(err.value)
+
+
+def _pyroute2_vf(info):
+    """A VFState from pyroute2's own decoding of an IFLA_VF_INFO."""
+    mac = info.get("IFLA_VF_MAC")
+    vlan = info.get("IFLA_VF_VLAN")
+    (entry,) = info.get("IFLA_VF_VLAN_LIST").get_attrs("IFLA_VF_VLAN_INFO")
+    rate = info.get("IFLA_VF_RATE")
+
+    def optional(name, key):
+        value = info.get(name)[key]
+        return None if value == UNREPORTED else bool(value)
+
+    return VFState(
+        index=mac["vf"], mac=mac["mac"], vlan=vlan["vlan"], qos=vlan["qos"],
+        vlan_proto={0x8100: "802.1Q", 0x88A8: "802.1ad"}[entry["proto"]],
+        spoofchk=optional("IFLA_VF_SPOOFCHK", "spoofchk"),
+        trust=optional("IFLA_VF_TRUST", "trust"),
+        link_state={0: "auto", 1: "enable", 2: "disable"}[
+            info.get("IFLA_VF_LINK_STATE")["link_state"]],
+        min_tx_rate=rate["min_tx_rate"], max_tx_rate=rate["max_tx_rate"])
+
+
+def test_the_struct_decoder_agrees_with_pyroute2s_on_the_same_bytes():
+    # pyroute2's ifinfmsg is an independent decoder of the kernel's
+    # layout: both must read the same link and VFs from one message.
+    states = [
+        vf(0),
+        vf(7, mac="fa:16:3e:01:02:03", vlan=4094, qos=7,
+           vlan_proto="802.1ad", spoofchk=True, trust=None,
+           link_state="disable", min_tx_rate=5, max_tx_rate=10000),
+        vf(255, mac="52:54:00:ab:cd:ef", vlan=100, spoofchk=None,
+           trust=True, link_state="enable", max_tx_rate=1),
+    ]
+    data = link_message(PF, 256, [vf_info_bytes(s) for s in states],
+                        flags=IFF_UP, address="52:54:00:12:34:56")
+    theirs = ifinfmsg(bytearray(data))
+    theirs.decode()
+
+    ours = rtnl.decode_link(data)
+
+    assert (ours.ifname, ours.address, ours.flags, ours.num_vfs) == (
+        theirs.get("IFLA_IFNAME"), theirs.get("IFLA_ADDRESS"),
+        theirs["flags"], theirs.get("IFLA_NUM_VF"))
+    expected = [_pyroute2_vf(info) for info in
+                theirs.get("IFLA_VFINFO_LIST").get_attrs("IFLA_VF_INFO")]
+    assert expected == states
+    assert rtnl.decode_vf_table(ours, PF) == (256, states)
+
+
+def test_a_vf_attribute_shorter_than_its_struct_is_refused():
+    info = nla(IFLA_VF_INFO, nla(IFLA_VF_MAC, struct.pack("=I", 1) + mac6())
+               + nla(IFLA_VF_VLAN, struct.pack("=II", 1, 5)))
+    with pytest.raises(struct.error):
+        rtnl.decode_vf_table(link_reply(PF, 2, [info]), PF)
+
+
+def test_a_vf_without_its_mac_attribute_is_refused_naming_the_pf():
+    info = nla(IFLA_VF_INFO, nla(IFLA_VF_VLAN, struct.pack("=III", 1, 5, 0)))
+    with pytest.raises(rtnl.DecodeError) as err:
+        rtnl.decode_vf_table(link_reply(PF, 2, [info]), PF)
+    assert "enp1s0f0 lists a VF without IFLA_VF_MAC" in str(err.value)
+
+
+def test_a_truncated_vf_list_ends_where_the_last_whole_vf_ends():
+    whole = vf_info_bytes(vf(0))
+    cut = vf_info_bytes(vf(1))[:-8]
+    data = bytearray(link_message(PF, 2, [whole]))
+    # IFLA_VFINFO_LIST is last: append a VF whose length overruns it.
+    list_at = data.rindex(struct.pack("=H", IFLA_VFINFO_LIST)) - 2
+    data += cut
+    struct.pack_into("=HH", data, list_at, len(data) - list_at,
+                     IFLA_VFINFO_LIST)
+    struct.pack_into("=I", data, 0, len(data))
+    assert rtnl.find_vf(rtnl.decode_link(bytes(data)), PF, 1) == (
+        2, 1, None)
+
+
+def mac6():
+    return b"\x52\x54\x00\x00\x00\x01" + b"\0" * 26
 
 
 def test_link_without_vfs_decodes_to_an_empty_table():
@@ -1098,3 +1218,20 @@ def test_a_call_never_waits_forever_for_a_dead_daemon():
     # caller waiting: every call is bounded.
     assert privsep.vif_plug.timeout == privsep.CALL_TIMEOUT
     assert 0 < privsep.CALL_TIMEOUT <= 60
+
+
+def test_find_vf_finds_a_vf_whose_mac_attribute_is_not_first():
+    # Linux puts IFLA_VF_MAC first; a VF listed otherwise is still found.
+    state = vf(2, vlan=9)
+    mac = struct.pack("=I", 2) + bytes(32)
+    info = nla(IFLA_VF_INFO, b"".join([
+        nla(IFLA_VF_VLAN, struct.pack("=III", 2, 9, 0)),
+        nla(IFLA_VF_MAC, mac),
+        nla(IFLA_VF_SPOOFCHK, struct.pack("=II", 2, 0)),
+        nla(IFLA_VF_LINK_STATE, struct.pack("=II", 2, 0)),
+        nla(IFLA_VF_RATE, struct.pack("=III", 2, 0, 0)),
+        nla(IFLA_VF_TRUST, struct.pack("=II", 2, 0)),
+    ]))
+    reply = link_reply(PF, 3, [vf_info_bytes(vf(0)), info])
+    assert rtnl.find_vf(reply, PF, 2) == (3, 2, state)
+    assert rtnl.find_vf(reply, PF, 0) == (3, 2, vf(0))
