@@ -10,7 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""iproute2 as the independent reader of links: it shares no code with us."""
+"""iproute2, sharing no code with us: the independent reader of links,
+and the maker of stand-in VF netdevs."""
 
 from __future__ import annotations
 
@@ -27,3 +28,20 @@ def link_json(ifname: str, details: bool = False) -> dict[str, Any]:
     links: list[dict[str, Any]] = json.loads(result.stdout)
     assert len(links) == 1, links
     return links[0]
+
+
+def add_veth(name: str) -> str:
+    """A veth pair NAME / NAMEp: a stand-in for a VF's own netdev.
+
+    netdevsim VFs have no netdev of their own; a direct (macvtap) VIF
+    needs one, and the sysfs tree names this veth as the VF's.
+    """
+    subprocess.run(["ip", "link", "add", "name", name, "type", "veth",
+                    "peer", "name", name + "p"], check=True)
+    return name
+
+
+def mac_and_up(ifname: str) -> tuple[str, bool]:
+    """A netdev's MAC and whether it is administratively up."""
+    link = link_json(ifname)
+    return link["address"], "UP" in link["flags"]

@@ -47,17 +47,6 @@ NUMVFS = 12
 DIRECT = (0, 1)  # VFs with a stand-in netdev (veth), plugged as direct
 
 
-def _veth(name: str) -> str:
-    subprocess.run(["ip", "link", "add", "name", name, "type", "veth",
-                    "peer", "name", name + "p"], check=True)
-    return name
-
-
-def _netdev(name: str) -> tuple[str, bool]:
-    link = iproute.link_json(name)
-    return link["address"], "UP" in link["flags"]
-
-
 def _vif(address: str, index: int) -> osv_vif.VIFBase:
     if index in DIRECT:
         return osv_vif.VIFDirect(
@@ -80,7 +69,8 @@ def nova_host():
     """A netdevsim PF in a tree nova's user can read, a journal it owns."""
     workdir = Path(tempfile.mkdtemp(prefix="sriov-vif-modes-"))
     workdir.chmod(0o755)
-    veths = {i: _veth(f"kmode{os.getpid() % 1000}x{i}") for i in DIRECT}
+    veths = {i: iproute.add_veth(f"kmode{os.getpid() % 1000}x{i}")
+             for i in DIRECT}
     host = netdevsim_host.NetdevsimHost(workdir)
     built = host.add_pf(kernel_guest.free_netdevsim_id(), PF_ADDRESS,
                         NUMVFS, vf_driver="netdevsim",
@@ -114,7 +104,8 @@ def test_concurrent_plugs_as_nova_compute_in_each_mode(nova_host, tmp_path,
     built, conf, state_path = nova_host
     pf = built.ifnames[0]
     before = _vfs(pf)
-    netdevs_before = {i: _netdev(built.vf(i).ifname) for i in DIRECT}
+    netdevs_before = {i: iproute.mac_and_up(built.vf(i).ifname)
+                      for i in DIRECT}
     vifs = [_vif(vf.pci_address, vf.index) for vf in built.vfs]
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({
@@ -144,8 +135,8 @@ def test_concurrent_plugs_as_nova_compute_in_each_mode(nova_host, tmp_path,
             assert vf["address"] == vif.address
             assert vf["vlan_list"][0]["vlan"] == vif.network.vlan
             if index in DIRECT:
-                assert _netdev(built.vf(index).ifname) == (vif.address,
-                                                           True)
+                assert iproute.mac_and_up(built.vf(index).ifname) == (
+                    vif.address, True)
             else:
                 assert vf["trust"] is bool(index % 2)
                 assert vf["link_state"] == "enable"
@@ -163,6 +154,6 @@ def test_concurrent_plugs_as_nova_compute_in_each_mode(nova_host, tmp_path,
             runner.wait()
     # released_vf_mac = zero: the rest as it was
     assert _vfs(pf) == before
-    assert {i: _netdev(built.vf(i).ifname) for i in DIRECT} == (
+    assert {i: iproute.mac_and_up(built.vf(i).ifname) for i in DIRECT} == (
         netdevs_before)
     assert os.listdir(state_path) == ["locks"]

@@ -80,15 +80,7 @@ class Host:
 
 
 def _veth():
-    name = f"kvf{os.getpid() % 1000}x{next(_veth_ids)}"
-    subprocess.run(["ip", "link", "add", "name", name, "type", "veth",
-                    "peer", "name", name + "p"], check=True)
-    return name
-
-
-def _netdev(name):
-    link = iproute.link_json(name)
-    return link["address"], "UP" in link["flags"]
+    return iproute.add_veth(f"kvf{os.getpid() % 1000}x{next(_veth_ids)}")
 
 
 @pytest.fixture
@@ -183,16 +175,16 @@ def test_generic_hostdev_gets_mac_and_vlan_from_the_plugin(host):
 
 def test_direct_plug_configures_vf_and_its_netdev(host):
     netdev = host.built.vf(2).ifname
-    netdev_before = _netdev(netdev)
+    netdev_before = iproute.mac_and_up(netdev)
     before = host.vf(2)
     vif = _direct(host, 2)
     os_vif.plug(vif, INSTANCE)
     assert host.vf(2)["address"] == "fa:16:3e:00:01:02"
     assert host.vf(2)["vlan_list"][0]["vlan"] == 300
-    assert _netdev(netdev) == ("fa:16:3e:00:01:02", True)
+    assert iproute.mac_and_up(netdev) == ("fa:16:3e:00:01:02", True)
     os_vif.unplug(vif, INSTANCE)
     assert host.vf(2) == before
-    assert _netdev(netdev) == netdev_before
+    assert iproute.mac_and_up(netdev) == netdev_before
 
 
 def test_original_state_is_restored_exactly_not_reset(host):
@@ -268,7 +260,7 @@ def test_failure_at_each_step_leaves_nothing_changed(host, step,
                                                      monkeypatch):
     before = host.all_vfs()
     netdev = host.built.vf(3).ifname
-    netdev_before = _netdev(netdev)
+    netdev_before = iproute.mac_and_up(netdev)
 
     # the reads (the VF, its netdev), the journal, the one privileged
     # call that changes the VF and its netdev
@@ -290,7 +282,7 @@ def test_failure_at_each_step_leaves_nothing_changed(host, step,
         os_vif.plug(_direct(host, 3), INSTANCE)
     monkeypatch.undo()
     assert host.all_vfs() == before
-    assert _netdev(netdev) == netdev_before
+    assert iproute.mac_and_up(netdev) == netdev_before
     assert host.journal().addresses() == []
 
 
@@ -392,7 +384,7 @@ def test_macvtap_port_binding_end_to_end(host):
     """A macvtap port: conversion, plug, XML naming the VF netdev, unplug."""
     before = host.all_vfs()
     netdev = host.built.vf(2).ifname
-    netdev_before = _netdev(netdev)
+    netdev_before = iproute.mac_and_up(netdev)
     binding = nova_vif("macvtap", vlan="0", pci_slot=host.address(2),
                        id="e2e00000-0000-4000-8000-000000000002",
                        address="fa:16:3e:e2:e2:02")
@@ -400,10 +392,10 @@ def test_macvtap_port_binding_end_to_end(host):
     info = nova_integration.instance_info(INSTANCE.uuid, INSTANCE.name)
     os_vif.plug(vif, info)
     assert host.vf(2)["address"] == "fa:16:3e:e2:e2:02"
-    assert _netdev(netdev) == ("fa:16:3e:e2:e2:02", True)
+    assert iproute.mac_and_up(netdev) == ("fa:16:3e:e2:e2:02", True)
     xml = nova_integration.device_xml(vif)
     assert f'<source dev="{netdev}" mode="passthrough" />' in xml
     assert "<vlan>" not in xml  # flat network: no <tag id="0"/>
     os_vif.unplug(vif, info)
     assert host.all_vfs() == before
-    assert _netdev(netdev) == netdev_before
+    assert iproute.mac_and_up(netdev) == netdev_before

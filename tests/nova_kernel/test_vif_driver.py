@@ -90,15 +90,7 @@ class Host:
 
 
 def _veth() -> str:
-    name = f"novavf{next(_veth_ids)}"
-    subprocess.run(["ip", "link", "add", "name", name, "type", "veth",
-                    "peer", "name", name + "p"], check=True)
-    return name
-
-
-def _netdev(name: str) -> tuple[str, bool]:
-    link = iproute.link_json(name)
-    return link["address"], "UP" in link["flags"]
+    return iproute.add_veth(f"novavf{next(_veth_ids)}")
 
 
 @pytest.fixture
@@ -246,7 +238,7 @@ def test_direct_flat_port(host, driver, instance):
 def test_macvtap_port_with_vlan(host, driver, instance):
     """vnic macvtap: a direct interface on the VF's host netdev."""
     netdev = host.built.vf(NETDEV_VF).ifname
-    netdev_before = _netdev(netdev)
+    netdev_before = iproute.mac_and_up(netdev)
     before = host.vfs()
     vif = _port(host, "macvtap", NETDEV_VF, vlan="300",
                 mac="fa:16:3e:00:00:03")
@@ -256,7 +248,7 @@ def test_macvtap_port_with_vlan(host, driver, instance):
         before[NETDEV_VF], address="fa:16:3e:00:00:03",
         vlan_list=[{"vlan": 300}])
     assert _others(vfs, NETDEV_VF) == _others(before, NETDEV_VF)
-    assert _netdev(netdev) == ("fa:16:3e:00:00:03", True)
+    assert iproute.mac_and_up(netdev) == ("fa:16:3e:00:00:03", True)
 
     node = _config(driver, instance, vif)
     assert (node.tag, node.get("type")) == ("interface", "direct")
@@ -268,7 +260,7 @@ def test_macvtap_port_with_vlan(host, driver, instance):
 
     driver.unplug(instance, vif)
     assert host.vfs() == before
-    assert _netdev(netdev) == netdev_before
+    assert iproute.mac_and_up(netdev) == netdev_before
     assert host.journal().addresses() == []
 
 
