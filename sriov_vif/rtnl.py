@@ -61,7 +61,6 @@ from collections.abc import Sequence
 import contextlib
 import dataclasses
 import errno
-import itertools
 import os
 import socket
 import struct
@@ -433,35 +432,87 @@ def decode_vf_table(link: Link, pf_ifname: str) -> tuple[int, list[VFState]]:
                           for start, end in _vf_info_spans(link)]
 
 
-def find_vfs(link: Link, pf_ifname: str, vf_indexes: Sequence[int]
-             ) -> tuple[int, int, dict[int, VFState]]:
-    """(IFLA_NUM_VF, VFs listed, {index: VF}) of an RTM_NEWLINK reply.
+@dataclasses.dataclass(frozen=True)
+class VFLookup:
+    """The VFs asked for in one RTM_NEWLINK reply of a PF, by index.
 
-    Only the VFs asked for are decoded, so reading a few VFs costs about
-    the same on a PF with 256 VFs as on one with 8. The kernel lists VF
-    i at position i (rtnl_fill_vfinfo()), where each VF is looked for
-    first, by the index in its own struct; only a VF not found there is
-    looked for in the whole list. A VF the PF does not list is absent
-    from the answer.
+    A VF the PF does not list is absent from found.
     """
-    spans = _vf_info_spans(link)
+
+    link: Link
+    found: dict[int, VFState]
+
+    @property
+    def num_vfs(self) -> int:
+        """IFLA_NUM_VF: how many VFs the PF says it has."""
+        return self.link.num_vfs
+
+    def listed(self) -> int:
+        """How many VFs the reply lists; walks the list, for errors only."""
+        return len(_vf_info_spans(self.link))
+
+
+def _vf_info_at(link: Link, position: int) -> tuple[int, int] | None:
+    """(start, end) of the IFLA_VF_INFO at position, read in place.
+
+    The kernel fills every VF of a PF with the same attributes
+    (rtnl_fill_vfinfo()), so each IFLA_VF_INFO has the first one's
+    length and VF i starts i lengths into the list: one header read,
+    not a walk of 256 of them. The answer is a guess, which the caller
+    confirms by the index inside the VF's struct; None when the list is
+    shorter or not what the first VF says it is.
+    """
+    if link.vf_list is None or position < 0:
+        return None
+    data = link.data
+    start, end = link.vf_list
+    if start + _NLA_HEADER.size > end:
+        return None
+    length, kind = _NLA_HEADER.unpack_from(data, start)
+    if length < _NLA_HEADER.size:
+        return None
+    pos = start + position * ((length + 3) & ~3)
+    if pos + length > end:
+        return None
+    if _NLA_HEADER.unpack_from(data, pos) != (length, kind) or (
+            kind & NLA_TYPE_MASK != IFLA_VF_INFO):
+        return None
+    return pos + _NLA_HEADER.size, pos + length
+
+
+def find_vfs(link: Link, pf_ifname: str,
+             vf_indexes: Sequence[int]) -> VFLookup:
+    """The VFs at vf_indexes in an RTM_NEWLINK reply of a PF.
+
+    Only the VFs asked for are decoded, and each is looked for first
+    where the kernel puts VF i (at position i, see _vf_info_at), by the
+    index in its own struct: reading a VF costs the same on a PF with
+    256 VFs as on one with 8. Only a VF not found there is looked for in
+    the whole list.
+    """
     found: dict[int, VFState] = {}
+    spans: list[tuple[int, int]] | None = None
     for index in vf_indexes:
         if index in found:
             continue
-        candidates = ([spans[index]] if 0 <= index < len(spans) else [])
-        for start, end in itertools.chain(candidates, spans):
+        guess = _vf_info_at(link, index)
+        if guess is not None and _vf_index(link.data, *guess) == index:
+            found[index] = _decode_vf(link.data, *guess, pf_ifname)
+            continue
+        if spans is None:
+            spans = _vf_info_spans(link)
+        for start, end in spans:
             if _vf_index(link.data, start, end) == index:
                 found[index] = _decode_vf(link.data, start, end, pf_ifname)
                 break
-    return link.num_vfs, len(spans), found
+    return VFLookup(link=link, found=found)
 
 
 def find_vf(link: Link, pf_ifname: str,
-            vf_index: int) -> tuple[int, int, VFState | None]:
-    """(IFLA_NUM_VF, VFs listed, the VF or None) of an RTM_NEWLINK reply."""
-    num_vfs, listed, found = find_vfs(link, pf_ifname, [vf_index])
-    return num_vfs, listed, found.get(vf_index)
+            vf_index: int) -> tuple[int, VFState | None]:
+    """(IFLA_NUM_VF, the VF or None) of an RTM_NEWLINK reply."""
+    lookup = find_vfs(link, pf_ifname, [vf_index])
+    return lookup.num_vfs, lookup.found.get(vf_index)
 
 
 def first_unapplied(request: VFSettings, after: VFState) -> str | None:
@@ -598,18 +649,18 @@ def read_vfs(rtnl: Rtnl, pf_ifname: str) -> tuple[int, list[VFState]]:
                            pf_ifname)
 
 
-def read_some(rtnl: Rtnl, pf_ifname: str, vf_indexes: Sequence[int]
-              ) -> tuple[int, int, dict[int, VFState]]:
-    """(IFLA_NUM_VF, VFs listed, {index: VF}) of a PF: one request."""
+def read_some(rtnl: Rtnl, pf_ifname: str,
+              vf_indexes: Sequence[int]) -> VFLookup:
+    """The VFs at vf_indexes of a PF: one request."""
     return find_vfs(get_link(rtnl, pf_ifname, VF_TABLE_EXT_MASK),
                     pf_ifname, vf_indexes)
 
 
 def read_one(rtnl: Rtnl, pf_ifname: str,
-             vf_index: int) -> tuple[int, int, VFState | None]:
-    """(IFLA_NUM_VF, VFs listed, the VF or None) of a PF."""
-    num_vfs, listed, found = read_some(rtnl, pf_ifname, [vf_index])
-    return num_vfs, listed, found.get(vf_index)
+             vf_index: int) -> tuple[int, VFState | None]:
+    """(IFLA_NUM_VF, the VF or None) of a PF."""
+    lookup = read_some(rtnl, pf_ifname, [vf_index])
+    return lookup.num_vfs, lookup.found.get(vf_index)
 
 
 def read_netdev(rtnl: Rtnl, ifname: str) -> tuple[str, bool]:
@@ -692,7 +743,7 @@ def apply_vf_request(rtnl: Rtnl, pf_ifname: str, vf_index: int,
             if code == errno.ENODEV:
                 raise exception.NetdevNotFound(ifname=pf_ifname) from None
             raise
-    num_vfs, _listed, after = read_one(rtnl, pf_ifname, vf_index)
+    num_vfs, after = read_one(rtnl, pf_ifname, vf_index)
     refusal: dict[str, Any] = {
         "errno": code,
         "num_vfs": num_vfs,
@@ -729,7 +780,7 @@ def apply_vf_request(rtnl: Rtnl, pf_ifname: str, vf_index: int,
             f"applying part of the request, and refused the rollback of "
             f"{sorted(undo.requested())} too ({os.strerror(exc.code)}); "
             f"the VF is now {after}") from None
-    _num, _listed, restored = read_one(rtnl, pf_ifname, vf_index)
+    _num, restored = read_one(rtnl, pf_ifname, vf_index)
     left = (first_unapplied(undo, restored) if restored is not None
             else "the VF")
     if left is not None:

@@ -154,11 +154,12 @@ def vf_states_now(vfs: Sequence[discovery.VirtualFunction]
     """
     pf_ifname = _pf_ifname(vfs[0])
     with rtnl.reported_as(_vfs_error(vfs)), rtnl.session() as session:
-        num_vfs, listed, found = rtnl.read_some(
-            session, pf_ifname, [vf.index for vf in vfs])
+        lookup = rtnl.read_some(session, pf_ifname,
+                                [vf.index for vf in vfs])
+    num_vfs = lookup.num_vfs
     states: dict[str, VFState | exception.SriovVifError] = {}
     for vf in vfs:
-        state = found.get(vf.index)
+        state = lookup.found.get(vf.index)
         if state is not None:
             states[vf.pci_address] = state
         elif vf.index >= num_vfs:
@@ -167,7 +168,8 @@ def vf_states_now(vfs: Sequence[discovery.VirtualFunction]
                 vf_index=vf.index, numvfs=num_vfs)
         else:
             states[vf.pci_address] = exception.VFTableIncomplete(
-                pf_ifname=pf_ifname, count=listed, numvfs=num_vfs)
+                pf_ifname=pf_ifname, count=lookup.listed(),
+                numvfs=num_vfs)
     return states
 
 

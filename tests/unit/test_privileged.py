@@ -635,8 +635,8 @@ def test_a_truncated_vf_list_ends_where_the_last_whole_vf_ends():
     struct.pack_into("=HH", data, list_at, len(data) - list_at,
                      IFLA_VFINFO_LIST)
     struct.pack_into("=I", data, 0, len(data))
-    assert rtnl.find_vf(rtnl.decode_link(bytes(data)), PF, 1) == (
-        2, 1, None)
+    lookup = rtnl.find_vfs(rtnl.decode_link(bytes(data)), PF, [1])
+    assert (lookup.num_vfs, lookup.listed(), lookup.found) == (2, 1, {})
 
 
 def mac6():
@@ -1200,17 +1200,33 @@ def test_find_vf_decodes_only_the_vf_asked_for_by_its_struct_index():
                                vf_info_bytes(vf(0)),
                                vf_info_bytes(vf(1, trust=True)),
                                vf_info_bytes(vf(2))])
-    assert rtnl.find_vf(reply, PF, 1) == (4, 4, vf(1, trust=True))
-    assert rtnl.find_vf(reply, PF, 3) == (4, 4, vf(3, vlan=3))
-    assert rtnl.find_vf(reply, PF, 4) == (4, 4, None)
+    assert rtnl.find_vf(reply, PF, 1) == (4, vf(1, trust=True))
+    assert rtnl.find_vf(reply, PF, 3) == (4, vf(3, vlan=3))
+    assert rtnl.find_vf(reply, PF, 4) == (4, None)
+    assert rtnl.find_vfs(reply, PF, [4]).listed() == 4
     # A VF whose decoding would fail is never decoded when not asked for.
     odd = link_reply(PF, 2, [vf_info_bytes(vf(0), proto=0x9100),
                              vf_info_bytes(vf(1))])
-    assert rtnl.find_vf(odd, PF, 1) == (2, 2, vf(1))
+    assert rtnl.find_vf(odd, PF, 1) == (2, vf(1))
+
+
+def test_find_vf_reads_one_header_where_every_vf_has_the_same_length(
+        monkeypatch):
+    # VF i is looked for at position i first: on a 256-VF PF a read
+    # walks no list.
+    reply = link_reply(PF, 256, [vf_info_bytes(vf(i)) for i in range(256)])
+
+    def walk(link):
+        raise AssertionError("walked the VF list")
+
+    monkeypatch.setattr(rtnl, "_vf_info_spans", walk)
+    assert rtnl.find_vf(reply, PF, 200) == (256, vf(200))
+    assert rtnl.find_vfs(reply, PF, [0, 255, 17]).found == {
+        i: vf(i) for i in (0, 255, 17)}
 
 
 def test_find_vf_on_a_link_without_vfs():
-    assert rtnl.find_vf(link_reply("veth0"), "veth0", 0) == (0, 0, None)
+    assert rtnl.find_vf(link_reply("veth0"), "veth0", 0) == (0, None)
 
 
 def test_a_call_never_waits_forever_for_a_dead_daemon():
@@ -1233,5 +1249,5 @@ def test_find_vf_finds_a_vf_whose_mac_attribute_is_not_first():
         nla(IFLA_VF_TRUST, struct.pack("=II", 2, 0)),
     ]))
     reply = link_reply(PF, 3, [vf_info_bytes(vf(0)), info])
-    assert rtnl.find_vf(reply, PF, 2) == (3, 2, state)
-    assert rtnl.find_vf(reply, PF, 0) == (3, 2, vf(0))
+    assert rtnl.find_vf(reply, PF, 2) == (3, state)
+    assert rtnl.find_vf(reply, PF, 0) == (3, vf(0))

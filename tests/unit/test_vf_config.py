@@ -54,7 +54,7 @@ def index_of(vf_address):
 
 def make_vf(index, driver="netdevsim", ifname=None):
     pf = discovery.PhysicalFunction(
-        pci_address=PF_ADDRESS, ifname=PF, driver=driver, numa_node=None,
+        pci_address=PF_ADDRESS, ifname=PF, driver=driver,
         numvfs=8, totalvfs=64)
     return discovery.VirtualFunction(
         pci_address=address(index), index=index, pf=pf, ifname=ifname,
@@ -79,6 +79,18 @@ def refusal(attribute, code, vf_present=True, num_vfs=8):
         "attribute": attribute,
         "fields": list(dict(rtnl.KERNEL_ORDER).get(attribute, ())),
         "rolled_back": []}}
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeLookup:
+    """rtnl.VFLookup's interface, without a netlink reply behind it."""
+
+    num_vfs: int
+    listed_vfs: int
+    found: dict
+
+    def listed(self):
+        return self.listed_vfs
 
 
 class Daemon:
@@ -111,8 +123,8 @@ class Daemon:
         assert pf_ifname == PF
         self.calls.append(("read", tuple(vf_indexes)))
         vfs = self._table()
-        return self.num_vfs, len(vfs), {
-            v.index: v for v in vfs if v.index in vf_indexes}
+        return FakeLookup(self.num_vfs, len(vfs), {
+            v.index: v for v in vfs if v.index in vf_indexes})
 
     def read_netdev(self, session, ifname):
         self.calls.append(("read_netdev", ifname))
