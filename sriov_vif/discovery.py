@@ -77,13 +77,11 @@ class PhysicalFunction:
 
     ifname is None when the PF has no netdev of its own (bound to vfio-pci,
     unbound, or only switchdev representors); find_vf refuses such a PF.
-    numa_node is None when the platform does not say (sysfs shows -1).
     """
 
     pci_address: str
     ifname: str | None
     driver: str | None
-    numa_node: int | None
     numvfs: int
     totalvfs: int
 
@@ -130,18 +128,18 @@ def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
     """Everything plug needs to know about the VF at pci_address."""
     address = validate_pci_address(pci_address)
     root = os.fspath(sysfs_root)
-    vf_dir = _existing_device_dir(root, address)
-    pf_address = _physfn_address(vf_dir, address)
+    # Directories are checked only to explain a failed read: every path
+    # walked costs a plug, in nova-compute and again in the daemon.
+    vf_dir = _device_dir(root, address)
+    pf_address = _physfn_address(root, vf_dir, address)
     pf_dir = _device_dir(root, pf_address)
-    if not os.path.isdir(pf_dir):
-        raise exception.PhysicalFunctionError(
-            address=address,
-            reason=f"its physfn {pf_address} is not in {_devices_dir(root)}")
     try:
         pf, representors = _read_pf(pf_dir, pf_address)
     except exception.SysfsReadError as exc:
+        reason = (str(exc) if os.path.isdir(pf_dir) else
+                  f"its physfn {pf_address} is not in {_devices_dir(root)}")
         raise exception.PhysicalFunctionError(
-            address=address, reason=str(exc)) from exc
+            address=address, reason=reason) from exc
     index = _vf_index(pf_dir, pf_address, address, pf.numvfs)
     if index is None:
         raise exception.VFNotEnabled(
@@ -168,8 +166,10 @@ def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
 def find_pf(sysfs_root: StrPath, pci_address: str) -> PhysicalFunction:
     """The SR-IOV PF at pci_address, which must have a netdev of its own."""
     address = validate_pci_address(pci_address)
-    pf_dir = _existing_device_dir(os.fspath(sysfs_root), address)
-    if not os.path.isfile(os.path.join(pf_dir, "sriov_totalvfs")):
+    root = os.fspath(sysfs_root)
+    pf_dir = _device_dir(root, address)
+    if _read_int(os.path.join(pf_dir, "sriov_totalvfs")) is None:
+        _existing_device_dir(root, address)
         raise exception.PFUnusable(address=address,
                                    reason="it is not an SR-IOV PF")
     pf, representors = _read_pf(pf_dir, address)
@@ -279,10 +279,11 @@ def _existing_device_dir(root: str, address: str) -> str:
     return path
 
 
-def _physfn_address(vf_dir: str, address: str) -> str:
+def _physfn_address(root: str, vf_dir: str, address: str) -> str:
     physfn = os.path.join(vf_dir, "physfn")
     pf_address = _link_name(physfn)
     if pf_address is None:
+        _existing_device_dir(root, address)
         if os.path.isfile(os.path.join(vf_dir, "sriov_totalvfs")):
             reason = ("it is an SR-IOV PF; give the address of one of its "
                       "VFs (virtfn* links)")
@@ -304,12 +305,10 @@ def _read_pf(pf_dir: str,
     The representors only serve to explain why a PF has no netdev.
     """
     ifname, representors = _own_netdevs(pf_dir)
-    numa_node = _read_int(os.path.join(pf_dir, "numa_node"))
     pf = PhysicalFunction(
         pci_address=pf_address,
         ifname=ifname,
         driver=_link_name(os.path.join(pf_dir, "driver")),
-        numa_node=None if numa_node is None or numa_node < 0 else numa_node,
         numvfs=_read_required_int(pf_dir, "sriov_numvfs"),
         totalvfs=_read_required_int(pf_dir, "sriov_totalvfs"),
     )

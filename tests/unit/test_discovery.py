@@ -74,7 +74,7 @@ def test_find_vf_with_netdev(tree):
         index=2,
         pf=discovery.PhysicalFunction(
             pci_address=PF, ifname="enp129s0f0", driver="ice",
-            numa_node=1, numvfs=8, totalvfs=64),
+            numvfs=8, totalvfs=64),
         ifname="enp129s0f0v2",
         driver="iavf",
     )
@@ -121,26 +121,6 @@ def test_pf_of_a_vf_on_another_domain_and_function(tree):
     vf = discovery.find_vf(tree.root, "0001:3b:02.3")
     assert (vf.index, vf.pf.pci_address, vf.pf.ifname) == (3, pf, "ens2f1")
     assert vf.ifname == "ens2f1v3"
-
-
-@pytest.mark.parametrize("content, expected", [("-1", None), ("0", 0),
-                                               ("3", 3)])
-def test_numa_node(tree, content, expected):
-    tree.add_pf(PF, numvfs=1)
-    _write(os.path.join(tree.device_dir(PF), "numa_node"), content + "\n")
-    assert discovery.find_vf(tree.root, "0000:81:10.0").pf.numa_node == (
-        expected)
-
-
-def test_numa_node_absent(tree):
-    tree.add_pf(PF, numvfs=1)
-    os.unlink(os.path.join(tree.device_dir(PF), "numa_node"))
-    assert discovery.find_vf(tree.root, "0000:81:10.0").pf.numa_node is None
-
-
-def test_numa_node_none_in_builder_reads_back_as_none(tree):
-    tree.add_pf(PF, numvfs=1, numa_node=None)
-    assert discovery.find_vf(tree.root, "0000:81:10.0").pf.numa_node is None
 
 
 def test_unreadable_pf_attribute_names_vf_and_file(tree):
@@ -474,11 +454,11 @@ def test_list_pfs(tree):
                              "10000:00:00.0"))
     pfs = discovery.list_pfs(tree.root)
     assert pfs == [
-        discovery.PhysicalFunction("0000:05:00.0", None, "vfio-pci", 0, 0,
+        discovery.PhysicalFunction("0000:05:00.0", None, "vfio-pci", 0,
                                    64),
-        discovery.PhysicalFunction(PF, "enp129s0f0", "ice", 0, 4, 64),
-        discovery.PhysicalFunction("0000:81:00.1", "enp129s0f1", "ice",
-                                   None, 2, 64),
+        discovery.PhysicalFunction(PF, "enp129s0f0", "ice", 4, 64),
+        discovery.PhysicalFunction("0000:81:00.1", "enp129s0f1", "ice", 2,
+                                   64),
     ]
 
 
@@ -529,7 +509,7 @@ def test_list_vfs_agrees_with_find_vf(tree):
 
 
 def test_list_vfs_refuses_a_bad_pf_address(tree):
-    pf = discovery.PhysicalFunction("../..", "x", None, None, 0, 0)
+    pf = discovery.PhysicalFunction("../..", "x", None, 0, 0)
     with pytest.raises(exception.InvalidPciAddress):
         discovery.list_vfs(tree.root, pf)
 
