@@ -268,10 +268,7 @@ class Journal:
                 assert dir_fd is not None
                 owner = os.fstat(dir_fd)
                 with _io_errors(lock_dir):
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(_LOCK_DIR, 0o700, dir_fd=dir_fd)
-                    locks_fd = os.open(_LOCK_DIR, _DIR_FLAGS | os.O_NOFOLLOW,
-                                       dir_fd=dir_fd)
+                    locks_fd = self._open_lock_dir(dir_fd)
                 try:
                     with _io_errors(lock_dir):
                         self._give_to_directory_owner(locks_fd, owner)
@@ -288,6 +285,21 @@ class Journal:
                 yield
             finally:
                 os.close(fd)
+
+    @staticmethod
+    def _open_lock_dir(dir_fd: int) -> int:
+        """A descriptor of the lock directory, made on first use.
+
+        Opened first and made only when missing: it exists on every
+        lock but the first, and each system call counts in a plug.
+        """
+        flags = _DIR_FLAGS | os.O_NOFOLLOW
+        try:
+            return os.open(_LOCK_DIR, flags, dir_fd=dir_fd)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(_LOCK_DIR, 0o700, dir_fd=dir_fd)
+            return os.open(_LOCK_DIR, flags, dir_fd=dir_fd)
 
     def _flock(self, fd: int, pci_address: str, lock_path: str) -> None:
         """Wait for another process's hold on the VF, politely and not long.
