@@ -205,7 +205,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "leaves them. Every path runs through a real oslo.privsep daemon "
         "started by privsep-helper.",
         "sriov-vif: ``os_vif.plug``/``os_vif.unplug`` of a "
-        "VIFHostDevice asking for a MAC, a VLAN and trust on.",
+        "VIFHostDevice asking for a MAC, a VLAN and trust on. The VIF "
+        "object is built before the clock starts, as nova-compute has it "
+        "before it calls os-vif and the other paths get their arguments "
+        "ready-made.",
         "The journal (sriov-vif's and the floor's) is measured on two "
         "filesystems, as /proc/mounts in the guest names them: "
         f"{_journal_text(results['journals'])}. The disk is a sparse "
