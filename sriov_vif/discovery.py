@@ -159,7 +159,7 @@ def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
         index=index,
         pf=pf,
         ifname=_own_netdevs(vf_dir)[0],
-        driver=_link_name(os.path.join(vf_dir, "driver")),
+        driver=_link_name(f"{vf_dir}/driver"),
     )
 
 
@@ -168,7 +168,7 @@ def find_pf(sysfs_root: StrPath, pci_address: str) -> PhysicalFunction:
     address = validate_pci_address(pci_address)
     root = os.fspath(sysfs_root)
     pf_dir = _device_dir(root, address)
-    if _read_int(os.path.join(pf_dir, "sriov_totalvfs")) is None:
+    if _read_int(f"{pf_dir}/sriov_totalvfs") is None:
         _existing_device_dir(root, address)
         raise exception.PFUnusable(address=address,
                                    reason="it is not an SR-IOV PF")
@@ -205,9 +205,41 @@ def find_vfs(sysfs_root: StrPath, pf_address: str,
             index=index,
             pf=pf,
             ifname=_own_netdevs(vf_dir)[0],
-            driver=_link_name(os.path.join(vf_dir, "driver")),
+            driver=_link_name(f"{vf_dir}/driver"),
         )
     return pf, found
+
+
+def confirm_vfs(sysfs_root: StrPath, pf_address: str,
+                indexes: dict[str, int]) -> str:
+    """The PF's own netdev, once every address is its VF at indexes[address].
+
+    For a reader that is told each VF's index by someone it does not
+    trust (the privileged daemon): the PF's own ``virtfn<index>`` link,
+    which the kernel keeps for enabled VFs only, must name the VF. That
+    one read per VF and the PF's netdev are all it costs; the PF's
+    driver, VF counts and layout are read only to explain a refusal.
+    """
+    address = validate_pci_address(pf_address)
+    root = os.fspath(sysfs_root)
+    pf_dir = _device_dir(root, address)
+    for vf_address, index in indexes.items():
+        vf_address = validate_pci_address(vf_address)
+        if (isinstance(index, bool) or not isinstance(index, int)
+                or index < 0 or _link_name(
+                    f"{pf_dir}/virtfn{index}") != vf_address):
+            # find_vf names the reason: no device, not a VF, not enabled
+            vf = find_vf(root, vf_address)
+            raise exception.VFNotEnabled(
+                address=vf_address, pf_address=address,
+                reason=f"it is VF {vf.index} of PF {vf.pf.pci_address}, "
+                       f"not VF {index} of PF {address}")
+    ifname = _own_netdevs(pf_dir)[0]
+    if ifname is None:
+        find_pf(root, address)  # raises, saying why
+        raise exception.PFUnusable(address=address,
+                                   reason="its netdev vanished")
+    return ifname
 
 
 def vf_netdev(sysfs_root: StrPath, pci_address: str) -> str | None:
@@ -233,8 +265,8 @@ def list_pfs(sysfs_root: StrPath) -> list[PhysicalFunction]:
     for name in names:
         if not _PCI_ADDRESS_RE.fullmatch(name):
             continue
-        device_dir = os.path.join(devices, name)
-        if os.path.isfile(os.path.join(device_dir, "sriov_totalvfs")):
+        device_dir = f"{devices}/{name}"
+        if os.path.isfile(f"{device_dir}/sriov_totalvfs"):
             pfs.append(_read_pf(device_dir, name)[0])
     return pfs
 
@@ -258,7 +290,7 @@ def list_vfs(sysfs_root: StrPath,
             index=index,
             pf=pf,
             ifname=_own_netdevs(vf_dir)[0],
-            driver=_link_name(os.path.join(vf_dir, "driver")),
+            driver=_link_name(f"{vf_dir}/driver"),
         ))
     return sorted(vfs, key=lambda vf: vf.index)
 
@@ -269,7 +301,7 @@ def _devices_dir(root: str) -> str:
 
 def _device_dir(root: str, address: str) -> str:
     """Path of a device; address must have passed validation."""
-    return os.path.join(_devices_dir(root), address)
+    return f"{_devices_dir(root)}/{address}"
 
 
 def _existing_device_dir(root: str, address: str) -> str:
@@ -280,11 +312,11 @@ def _existing_device_dir(root: str, address: str) -> str:
 
 
 def _physfn_address(root: str, vf_dir: str, address: str) -> str:
-    physfn = os.path.join(vf_dir, "physfn")
+    physfn = f"{vf_dir}/physfn"
     pf_address = _link_name(physfn)
     if pf_address is None:
         _existing_device_dir(root, address)
-        if os.path.isfile(os.path.join(vf_dir, "sriov_totalvfs")):
+        if os.path.isfile(f"{vf_dir}/sriov_totalvfs"):
             reason = ("it is an SR-IOV PF; give the address of one of its "
                       "VFs (virtfn* links)")
         else:
@@ -308,7 +340,7 @@ def _read_pf(pf_dir: str,
     pf = PhysicalFunction(
         pci_address=pf_address,
         ifname=ifname,
-        driver=_link_name(os.path.join(pf_dir, "driver")),
+        driver=_link_name(f"{pf_dir}/driver"),
         numvfs=_read_required_int(pf_dir, "sriov_numvfs"),
         totalvfs=_read_required_int(pf_dir, "sriov_totalvfs"),
     )
@@ -335,7 +367,7 @@ def _vf_index(pf_dir: str, pf_address: str, address: str, numvfs: int,
         layout = _layout(pf_dir, pf_address, numvfs)
     candidate = _index_from_routing_id(pf_address, address, layout)
     if candidate is not None and _link_name(
-            os.path.join(pf_dir, f"virtfn{candidate}")) == address:
+            f"{pf_dir}/virtfn{candidate}") == address:
         return candidate
     for index, link in _virtfn_links(pf_dir):
         if _link_name(link) == address:
@@ -345,8 +377,8 @@ def _vf_index(pf_dir: str, pf_address: str, address: str, numvfs: int,
 
 def _layout(pf_dir: str, pf_address: str, numvfs: int) -> tuple[int, int]:
     """The PF's VF offset and stride: sysfs's, else its first two VFs'."""
-    offset = _read_int(os.path.join(pf_dir, "sriov_offset"))
-    stride = _read_int(os.path.join(pf_dir, "sriov_stride"))
+    offset = _read_int(f"{pf_dir}/sriov_offset")
+    stride = _read_int(f"{pf_dir}/sriov_stride")
     if offset is None or stride is None:
         return _derive_offset_stride(pf_dir, _routing_id(pf_address)[1],
                                      numvfs)
@@ -375,13 +407,13 @@ def _derive_offset_stride(pf_dir: str, pf_rid: int,
 
     With a single VF any stride places it, so 1 is as good as any.
     """
-    first = _link_name(os.path.join(pf_dir, "virtfn0"))
+    first = _link_name(f"{pf_dir}/virtfn0")
     if first is None or not _PCI_ADDRESS_RE.fullmatch(first):
         return 0, 0
     first_rid = _routing_id(first)[1]
     if numvfs < 2:
         return first_rid - pf_rid, 1
-    second = _link_name(os.path.join(pf_dir, "virtfn1"))
+    second = _link_name(f"{pf_dir}/virtfn1")
     if second is None or not _PCI_ADDRESS_RE.fullmatch(second):
         return 0, 0
     return first_rid - pf_rid, _routing_id(second)[1] - first_rid
@@ -411,7 +443,7 @@ def _virtfn_links(pf_dir: str) -> list[tuple[int, str]]:
 
 def _own_netdevs(device_dir: str) -> tuple[str | None, list[str]]:
     """The device's own netdev by the rule above, and its representors."""
-    net_dir = os.path.join(device_dir, "net")
+    net_dir = f"{device_dir}/net"
     try:
         with os.scandir(net_dir) as entries:
             names = [entry.name for entry in entries]
@@ -423,15 +455,17 @@ def _own_netdevs(device_dir: str) -> tuple[str | None, list[str]]:
     ports = []
     representors = []
     for name in sorted(names):
-        netdev_dir = os.path.join(net_dir, name)
-        port_name = _read_text(os.path.join(netdev_dir, "phys_port_name"),
+        port_name = _read_text(f"{net_dir}/{name}/phys_port_name",
                                absent=_NO_PORT_NAME)
         if port_name and _REPRESENTOR_RE.fullmatch(port_name):
             representors.append(name)
-            continue
-        dev_port = _read_int(os.path.join(netdev_dir, "dev_port"))
-        ports.append((dev_port or 0, name))
-    return (min(ports)[1] if ports else None), representors
+        else:
+            ports.append(name)
+    if len(ports) < 2:
+        # dev_port only orders several ports: one needs no reading
+        return (ports[0] if ports else None), representors
+    return min(ports, key=lambda name: (
+        _read_int(f"{net_dir}/{name}/dev_port") or 0, name)), representors
 
 
 def _link_name(path: str) -> str | None:
@@ -484,7 +518,7 @@ def _read_int(path: str) -> int | None:
 
 
 def _read_required_int(device_dir: str, name: str) -> int:
-    path = os.path.join(device_dir, name)
+    path = f"{device_dir}/{name}"
     value = _read_int(path)
     if value is None:
         raise exception.SysfsReadError(

@@ -24,14 +24,15 @@ in nova-compute's process), which journals what it read before it asks
 for the change.
 
 The daemon trusts no caller. A caller names a PF and its VFs by PCI
-address only; the daemon itself finds the PF netdev, each VF's index and
-the VF's own netdev in sysfs under its own configured [os_vif_sriov]
-sysfs_root, and refuses anything that is not there: no entrypoint acts
-on an interface the caller names (the PF netdev and VF netdev names the
-caller sends are what it expects, compared with what sysfs shows, and
-the call is refused when they differ), so `lo` or the uplink cannot be
-reached. Every other argument is validated again before any netlink
-request. Arguments and answers are msgpack primitives.
+address, and each VF's index in the state it read; the daemon itself
+finds the PF netdev and the VF's own netdev in sysfs under its own
+configured [os_vif_sriov] sysfs_root, confirms each index by the PF's
+virtfn link to the VF there, and refuses anything that is not so: no
+entrypoint acts on an interface the caller names (the PF netdev and VF
+netdev names the caller sends are what it expects, compared with what
+sysfs shows, and the call is refused when they differ), so `lo` or the
+uplink cannot be reached. Every other argument is validated again before
+any netlink request. Arguments and answers are msgpack primitives.
 
 The netlink work itself is in sriov_vif.rtnl.
 """
@@ -68,35 +69,38 @@ def _sysfs_root() -> str:
     return str(cfg.CONF[config.GROUP].sysfs_root)
 
 
-def _where(vf: discovery.VirtualFunction) -> str:
-    return f"VF {vf.pci_address} ({vf.pf.ifname} vf {vf.index})"
+@dataclasses.dataclass(frozen=True)
+class _VF:
+    """A VF of the call's PF, confirmed in the daemon's own sysfs."""
+
+    pci_address: str
+    index: int
+    pf_ifname: str
+
+    def __str__(self) -> str:
+        return f"VF {self.pci_address} ({self.pf_ifname} vf {self.index})"
 
 
-def _resolve_vfs(pf_address: Any, pf_ifname: Any, addresses: list[str]
-                 ) -> tuple[str, dict[str, discovery.VirtualFunction]]:
-    """The PF's netdev and its VFs at addresses, as sysfs shows them now.
+def _confirmed_pf(pf_address: Any, pf_ifname: Any,
+                  indexes: dict[str, int]) -> str:
+    """The PF's netdev, once each VF is confirmed at its index on it.
 
-    pf_ifname is the netdev the caller found: a daemon whose sysfs shows
-    another (sysfs changed, or another sysfs_root) refuses the call.
+    The index of each VF is the caller's (in its "before" state): the
+    daemon confirms it with the PF's own virtfn link in sysfs rather
+    than work it out again (discovery.confirm_vfs). pf_ifname is the
+    netdev the caller found: a daemon whose sysfs shows another (sysfs
+    changed, or another sysfs_root) refuses the call.
     """
     pf_address = discovery.validate_pci_address(pf_address)
     expected = vf_state.validate_ifname(pf_ifname)
-    pf, found = discovery.find_vfs(_sysfs_root(), pf_address, addresses)
-    assert pf.ifname is not None  # find_pf refuses a PF without one
-    if pf.ifname != expected:
+    found = discovery.confirm_vfs(_sysfs_root(), pf_address, indexes)
+    if found != expected:
         raise exception.PFUnusable(
-            address=pf.pci_address,
-            reason=f"the privileged daemon finds its netdev as {pf.ifname}, "
+            address=pf_address,
+            reason=f"the privileged daemon finds its netdev as {found}, "
                    f"not {expected}: sysfs changed, or the daemon's "
                    "[os_vif_sriov] sysfs_root is not the caller's")
-    for address in addresses:
-        if address not in found:
-            # find_vf names the reason: no device, not a VF, not enabled
-            vf = discovery.find_vf(_sysfs_root(), address)
-            raise exception.VFNotEnabled(
-                address=address, pf_address=pf.pci_address,
-                reason=f"it is VF {vf.index} of PF {vf.pf.pci_address}")
-    return vf_state.validate_ifname(pf.ifname), found
+    return vf_state.validate_ifname(found)
 
 
 def _settings_arg(data: Any) -> VFSettings:
@@ -108,7 +112,8 @@ def _settings_arg(data: Any) -> VFSettings:
     return vf_state.validate_settings(VFSettings.from_primitive(data))
 
 
-def _state_arg(data: Any, vf_index: int) -> VFState:
+def _state_arg(data: Any) -> VFState:
+    """The VF's state before the call; its index names the VF's index."""
     names = [f.name for f in dataclasses.fields(VFState)]
     if not isinstance(data, dict) or sorted(data) != sorted(names):
         raise exception.InvalidVFSetting(
@@ -116,10 +121,7 @@ def _state_arg(data: Any, vf_index: int) -> VFState:
             reason="must be a VF state with exactly the fields "
                    + ", ".join(names))
     state = VFState.from_primitive(data)
-    if vf_state.validate_vf_index(state.index) != vf_index:
-        raise exception.InvalidVFSetting(
-            name="before.index", value=state.index,
-            reason=f"is the state of another VF than {vf_index}")
+    vf_state.validate_vf_index(state.index)
     vf_state.validate_settings(state.restorable())
     return state
 
@@ -149,7 +151,7 @@ def _items_arg(vfs: Any) -> list[dict[str, Any]]:
     return list(vfs)
 
 
-def _netdev_arg(data: Any, vf: discovery.VirtualFunction
+def _netdev_arg(data: Any, vf: _VF
                 ) -> tuple[str, str | None, bool | None] | None:
     """(ifname, mac, up) for the VF's own netdev, or None for no change."""
     if data is None:
@@ -167,16 +169,17 @@ def _netdev_arg(data: Any, vf: discovery.VirtualFunction
     if up is not None and not isinstance(up, bool):
         raise exception.InvalidVFSetting(
             name="up", value=up, reason="must be true, false or null")
-    if vf.ifname != ifname:
+    actual = discovery.vf_netdev(_sysfs_root(), vf.pci_address)
+    if actual != ifname:
         raise exception.NotTheVFNetdev(
             ifname=ifname, address=vf.pci_address,
-            actual=vf.ifname or "no netdev")
+            actual=actual or "no netdev")
     if mac is None and up is None:
         return None
     return ifname, mac, up
 
 
-def _set_netdev(session: rtnl.Rtnl, vf: discovery.VirtualFunction,
+def _set_netdev(session: rtnl.Rtnl, vf: _VF,
                 ifname: str, mac: str | None, up: bool | None) -> None:
     try:
         rtnl.set_netdev(session, ifname, mac, up)
@@ -206,12 +209,13 @@ def change_vfs(pf_address: str, pf_ifname: str,
     to retry without the refused attribute.
     """
     items = _items_arg(vfs)
-    pf_ifname, found = _resolve_vfs(
-        pf_address, pf_ifname, [item["address"] for item in items])
+    befores = [_state_arg(item["before"]) for item in items]
+    pf_ifname = _confirmed_pf(pf_address, pf_ifname, {
+        item["address"]: before.index
+        for item, before in zip(items, befores, strict=True)})
     changes = []
-    for item in items:
-        vf = found[item["address"]]
-        before = _state_arg(item["before"], vf.index)
+    for item, before in zip(items, befores, strict=True):
+        vf = _VF(item["address"], before.index, pf_ifname)
         request = vf_state.validate_settings(
             _settings_arg(item["settings"]).complete_with(before))
         changes.append((vf, request, before, _netdev_arg(item["netdev"], vf)))
@@ -232,11 +236,11 @@ def change_vfs(pf_address: str, pf_ifname: str,
             pf_ifname=pf_ifname, count=len(changes))
     with rtnl.reported_as(error), rtnl.session() as session:
         if requests:
-            for vf, request, _before, _netdev in changes:
-                if not request.is_empty():
-                    LOG.debug("%(vf)s: applying %(request)s",
-                              {"vf": _where(vf),
-                               "request": request.requested()})
+            if LOG.isEnabledFor(logging.DEBUG):  # arguments cost a plug
+                for vf, request, _before, _netdev in changes:
+                    if not request.is_empty():
+                        LOG.debug("%(vf)s: applying %(request)s",
+                                  {"vf": vf, "request": request.requested()})
             refusals = dict(zip(
                 (index for index, _request, _before in requests),
                 rtnl.apply_vf_requests(session, pf_ifname, requests),

@@ -672,9 +672,10 @@ def read_netdev(rtnl: Rtnl, ifname: str) -> tuple[str, bool]:
 def send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
             settings: VFSettings) -> None:
     """One RTM_SETLINK with settings for one VF; NetlinkError if refused."""
-    LOG.debug("RTM_SETLINK %(pf)s vf %(vf)d: %(attrs)s",
-              {"pf": pf_ifname, "vf": vf_index,
-               "attrs": settings.requested()})
+    if LOG.isEnabledFor(logging.DEBUG):  # arguments cost a plug
+        LOG.debug("RTM_SETLINK %(pf)s vf %(vf)d: %(attrs)s",
+                  {"pf": pf_ifname, "vf": vf_index,
+                   "attrs": settings.requested()})
     rtnl.request(RTM_SETLINK,
                  build_set_vf_message(pf_ifname, vf_index, settings))
 
@@ -682,10 +683,11 @@ def send_vf(rtnl: Rtnl, pf_ifname: str, vf_index: int,
 def send_vfs(rtnl: Rtnl, pf_ifname: str,
              requests: Sequence[tuple[int, VFSettings]]) -> None:
     """One RTM_SETLINK with settings for VFs of a PF; NetlinkError if not."""
-    LOG.debug("RTM_SETLINK %(pf)s, %(count)d VFs: %(attrs)s",
-              {"pf": pf_ifname, "count": len(requests),
-               "attrs": {index: settings.requested()
-                         for index, settings in requests}})
+    if LOG.isEnabledFor(logging.DEBUG):  # arguments cost a restore
+        LOG.debug("RTM_SETLINK %(pf)s, %(count)d VFs: %(attrs)s",
+                  {"pf": pf_ifname, "count": len(requests),
+                   "attrs": {index: settings.requested()
+                             for index, settings in requests}})
     rtnl.request(RTM_SETLINK, build_set_vfs_message(pf_ifname, requests))
 
 

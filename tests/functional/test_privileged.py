@@ -209,8 +209,9 @@ GOOD_BEFORE = vf_zero().to_primitive()
      "Invalid VF setting owner='x': not a VF attribute sriov-vif knows"),
     (lambda: change(VF_ADDRESSES[0], {"trust": True},
                     dict(GOOD_BEFORE, index=3)),
-     exception.InvalidVFSetting,
-     "Invalid VF setting before.index=3: is the state of another VF than 0"),
+     exception.VFNotEnabled,
+     "PCI device 0000:81:10.0 is not an enabled VF of PF 0000:81:00.0: it "
+     "is VF 0 of PF 0000:81:00.0, not VF 3 of PF 0000:81:00.0"),
     (lambda: change("0000:81:10.0\n", {}),
      exception.InvalidPciAddress,
      "Invalid PCI address '0000:81:10.0\\n': must be domain:bus:slot."
@@ -260,9 +261,10 @@ def test_daemon_refuses_bad_arguments_itself(nl_veth, nl_ip_link,
     # the PF netdev is the daemon's to find, never the caller's to name
     (lambda: change(VF_ADDRESSES[0], {"trust": True}, pf_ifname="lo"),
      exception.PFUnusable),
+    # a VF where the PF is wanted: it has no virtfn link to the VF
     (lambda: change(VF_ADDRESSES[0], {}, netdev=netdev(),
                     pf_address=VF_ADDRESSES[1]),
-     exception.PFUnusable),
+     exception.VFNotEnabled),
 ])
 def test_daemon_refuses_anything_but_the_vfs_sysfs_names(
         nl_veth, nl_ip_link, nl_privsep_daemon, call, error):

@@ -527,9 +527,8 @@ def test_list_vfs_names_a_bad_virtfn_link(tree):
 
 def test_find_vfs_reads_the_pfs_vf_layout_once_for_all_its_vfs(
         tree, monkeypatch):
-    # A restore of 256 VFs resolves them with one find_vfs, in
-    # nova-compute and again in the daemon: the PF's offset and stride
-    # are the same for every VF.
+    # A restore of 256 VFs resolves them with one find_vfs in
+    # nova-compute: the PF's offset and stride are the same for every VF.
     built = tree.add_pf(PF, driver="ice", numvfs=8, totalvfs=8,
                         vf_driver="iavf")
     opened: list[str] = []
@@ -547,3 +546,72 @@ def test_find_vfs_reads_the_pfs_vf_layout_once_for_all_its_vfs(
         vf.pci_address: vf.index for vf in built.vfs}
     assert opened.count("sriov_offset") == 1
     assert opened.count("sriov_stride") == 1
+
+
+# confirm_vfs: the privileged daemon's check of the caller's VF indexes.
+
+def test_confirm_vfs_gives_the_pf_netdev_after_one_link_per_vf(
+        tree, monkeypatch):
+    built = tree.add_pf(PF, ["enp129s0f0"], driver="ice", numvfs=8,
+                        vf_driver="iavf")
+    calls = FsCalls(monkeypatch)
+    opened: list[str] = []
+    real = os.open
+
+    def recording(path, *args, **kwargs):
+        opened.append(os.path.basename(os.fspath(path)))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording)
+
+    assert discovery.confirm_vfs(tree.root, PF, {
+        built.vf(2).pci_address: 2, built.vf(7).pci_address: 7}) == (
+        "enp129s0f0")
+    # the PF's virtfn links and its netdev: no driver, counts or layout
+    assert [os.path.basename(p) for p in calls.readlink] == [
+        "virtfn2", "virtfn7"]
+    assert calls.scandir == [f"{tree.device_dir(PF)}/net"]
+    assert opened == ["phys_port_name"]
+
+
+@pytest.mark.parametrize("address, index", [
+    (VF2, 3),            # another VF's index
+    (VF2, -1),
+    (VF2, True),
+    (VF2, "2"),
+    (VF2, 9),            # past the PF's VFs
+])
+def test_confirm_vfs_refuses_a_vf_not_at_the_index_given(tree, address,
+                                                         index):
+    tree.add_pf(PF, numvfs=8)
+    with pytest.raises(exception.VFNotEnabled) as err:
+        discovery.confirm_vfs(tree.root, PF, {address: index})
+    assert f"it is VF 2 of PF {PF}, not VF {index}" in str(err.value)
+
+
+def test_confirm_vfs_says_why_an_address_is_no_vf(tree):
+    tree.add_pf(PF, numvfs=2)
+    with pytest.raises(exception.PciDeviceNotFound):
+        discovery.confirm_vfs(tree.root, PF, {"0000:81:10.7": 7})
+    with pytest.raises(exception.NotAVirtualFunction):
+        discovery.confirm_vfs(tree.root, PF, {PF: 0})
+    with pytest.raises(exception.InvalidPciAddress):
+        discovery.confirm_vfs(tree.root, PF, {"../..": 0})
+
+
+def test_confirm_vfs_refuses_a_pf_with_only_representors(tree):
+    built = tree.add_pf(PF, [], driver="mlx5_core", numvfs=2,
+                        representors=["eth0", "eth1"],
+                        vf_driver="mlx5_core")
+    with pytest.raises(exception.PFUnusable) as err:
+        discovery.confirm_vfs(tree.root, PF, {built.vf(0).pci_address: 0})
+    assert "only switchdev representors" in str(err.value)
+
+
+def test_one_pf_netdev_needs_no_dev_port(tree):
+    # dev_port only orders several ports; a PF with one is not read.
+    tree.add_pf(PF, ["enp129s0f0"], numvfs=1)
+    os.unlink(f"{tree.device_dir(PF)}/net/enp129s0f0/dev_port")
+    _write(f"{tree.device_dir(PF)}/net/enp129s0f0/phys_port_name", "p0\n")
+    assert discovery.find_vf(tree.root, "0000:81:10.0").pf.ifname == (
+        "enp129s0f0")

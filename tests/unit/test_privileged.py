@@ -993,7 +993,6 @@ BAD_APPLY_CALLS = [
     (A(0), {1: True}, GOOD_BEFORE),
     (A(0), {"trust": True}, None),
     (A(0), {"trust": True}, {"index": 0}),
-    (A(0), {"trust": True}, vf(1).to_primitive()),
     (A(0), {"trust": True}, vf(0, mac="ff:ff:ff:ff:ff:ff").to_primitive()),
     (A(0), {"trust": True}, vf(0, max_tx_rate=2**32).to_primitive()),
     (A(0), {"trust": True}, dict(GOOD_BEFORE, extra=1)),
@@ -1072,9 +1071,15 @@ def test_empty_requests_send_nothing(kernel):
      exception.PciDeviceNotFound),
     (lambda: apply_one("0000:00:1f.6", {"trust": True}, GOOD_BEFORE),
      exception.PciDeviceNotFound),
-    # a VF where a PF is wanted
+    # a VF where a PF is wanted: it has no virtfn link to the VF
     (lambda: privileged.change_vfs(A(0), PF, [GOOD_ITEM]),
-     exception.PFUnusable),
+     exception.VFNotEnabled),
+    # the VF under the index of another: the index in "before" names the
+    # VF acted on, and the PF's virtfn1 link is not this VF
+    (lambda: apply_one(A(0), {"trust": True}, vf(1).to_primitive()),
+     exception.VFNotEnabled),
+    (lambda: apply_one(A(1), {"trust": True}, vf(0).to_primitive()),
+     exception.VFNotEnabled),
 ])
 def test_the_daemon_touches_only_what_sysfs_names_for_the_vf(kernel, call,
                                                              error):
