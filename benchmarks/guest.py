@@ -421,8 +421,9 @@ class Bench:
         each floor pair, what its parts and their alternatives cost: an
         empty round trip, the same RTM_SETLINK through sriov_vif.rtnl's
         transport (writing the values the VF has), the VF's lookup in
-        sysfs, the journal's lock and look-up of a record, one read of
-        the VF through sriov_vif.rtnl in this process.
+        sysfs, the daemon's check of it, the journal's lock and look-up
+        of a record, one read of the VF through sriov_vif.rtnl in this
+        process.
         """
         times: dict[str, list[float]] = {
             f"{path}_{op}_ms": [] for path in ("ours", "legacy", "floor")
@@ -431,7 +432,8 @@ class Bench:
             name: [] for name in ("save_ms", "remove_ms", "setlink_call_ms",
                                   "setlink_ms", "empty_trip_ms",
                                   "rtnl_setlink_ms", "find_vf_ms",
-                                  "lock_load_ms", "rtnl_read_ms")}
+                                  "confirm_vf_ms", "lock_load_ms",
+                                  "rtnl_read_ms")}
         measured: dict[str, list[float]] | None = None
         paths = [("ours", self.plug, self.unplug),
                  ("legacy", self.legacy_plug, self.legacy_unplug),
@@ -459,6 +461,9 @@ class Bench:
                 original.trust)
             lookup = _timed(functools.partial(
                 discovery.find_vf, self.sysfs_root, address))
+            confirm = _timed(functools.partial(
+                discovery.confirm_vfs, self.sysfs_root, _PF_ADDRESSES[8],
+                {address: place.index}))
             locked = _timed(functools.partial(self._lock_and_load, address))
             read = _timed(functools.partial(_read_vf, place.pf_ifname,
                                             place.index))
@@ -466,6 +471,7 @@ class Bench:
                 parts["empty_trip_ms"].append(empty)
                 parts["rtnl_setlink_ms"].append(rtnl_ms)
                 parts["find_vf_ms"].append(lookup)
+                parts["confirm_vf_ms"].append(confirm)
                 parts["lock_load_ms"].append(locked)
                 parts["rtnl_read_ms"].append(read)
         # Each cycle compares with the table before it: this catches what

@@ -89,7 +89,8 @@ def _roundtrip(scale=1.0, journal=(2.0, 1.0)):
         "parts": {"save_ms": [save] * 3, "remove_ms": [remove] * 3,
                   "setlink_call_ms": [4.0] * 3, "setlink_ms": [1.0] * 3,
                   "empty_trip_ms": [3.0] * 3, "rtnl_setlink_ms": [2.5] * 3,
-                  "find_vf_ms": [0.5] * 3, "lock_load_ms": [0.25] * 3,
+                  "find_vf_ms": [0.5] * 3, "confirm_vf_ms": [0.2] * 3,
+                  "lock_load_ms": [0.25] * 3,
                   "rtnl_read_ms": [1.5] * 3},
     }
 
@@ -255,18 +256,20 @@ def test_targets_say_what_stands_in_the_way_only_when_missed():
     assert (plug.ours, plug.comparison) == (
         "tmpfs: 1.500; disk: 3.000", "tmpfs: yes; disk: no")
     # Plugs: 12 - 8 ms on tmpfs, 24 - 8 on disk. Parts: one more round
-    # trip (3 ms), one read (1.5), transport 2.5 - 1, three lookups
-    # (0.5 each: nova-compute and two daemon calls), lock 0.25: 7.75 ms.
+    # trip (3 ms), one read (1.5), transport 2.5 - 1, one lookup in
+    # nova-compute (0.5), two checks in the daemon (0.2 each: two calls),
+    # lock 0.25: 7.15 ms.
     assert plug.ratio == (
         "plug - floor = tmpfs: 4.0 ms, disk: 16.0 ms. Measured parts of "
         "it: 1 more privileged round trip (3.0 ms), 1 VF read through "
         "sriov_vif.rtnl (the state before the change, which the journal "
         "records before anything changes and the floor leaves out) "
         "(1.5 ms), the change request's transport beyond "
-        "a raw socket (1.5 ms), 3 VF lookups in sysfs (one in "
-        "nova-compute, one per round trip in the daemon, which trusts no "
-        "caller) (1.5 ms), the journal's lock and record look-up (0.2 ms);"
-        " 7.8 ms in all. The rest, tmpfs: -3.8 ms, disk: 8.2 ms, is "
+        "a raw socket (1.5 ms), the VF's lookup in sysfs in nova-compute "
+        "(0.5 ms), 2 checks of the VF in sysfs by the daemon, which "
+        "trusts no caller (one per round trip) (0.4 ms), the journal's "
+        "lock and record look-up (0.2 ms); 7.2 ms in all. The rest, "
+        "tmpfs: -3.2 ms, disk: 8.8 ms, is "
         "sriov-vif's other work in nova-compute's process and in the "
         "daemon (os-vif objects, validation, policy, logging), not broken "
         "down here.")
@@ -281,9 +284,9 @@ def test_targets_say_what_stands_in_the_way_only_when_missed():
         "(0.2 ms per VF). The journal's lock and record look-up alone, "
         "measured without a record, takes 0.2 ms per VF, 63.8 ms for 255 "
         "VFs; the rest of the growth is each VF's own share of the batch "
-        "(its lookup among the PF's VFs in sysfs in nova-compute and in "
-        "the daemon, its part of the request and of the read, its "
-        "record's read and removal), not broken down here.")
+        "(its lookup among the PF's VFs in sysfs in nova-compute and its "
+        "check there by the daemon, its part of the request and of the "
+        "read, its record's read and removal), not broken down here.")
     scale = _target(targets, "plug 256 VFs")
     assert (scale.ours, scale.comparison) == ("tmpfs: 4.500", "tmpfs: no")
     assert scale.ratio == (
