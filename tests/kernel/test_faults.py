@@ -33,10 +33,15 @@ import random
 import subprocess
 import sys
 
+import os_vif.objects
 from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
 
 from sriov_vif import objects
+
+# The VIFs are built here, in the test: alone, nothing else registers
+# the objects a Network refers to.
+os_vif.objects.register_all()
 
 REPO = Path(__file__).resolve().parents[2]
 NUMVFS = 6
