@@ -40,7 +40,7 @@ def _write(path: str, text: str) -> None:
 
 
 class FsCalls:
-    """Records the paths discovery reads links and directories of.
+    """Records the paths discovery opens, reads links and directories of.
 
     It wraps the real os functions (the reads still happen on the real
     tree); it only makes the cost of a lookup observable.
@@ -50,7 +50,8 @@ class FsCalls:
         self.readlink: list[str] = []
         self.scandir: list[str] = []
         self.listdir: list[str] = []
-        for name in ("readlink", "scandir", "listdir"):
+        self.open: list[str] = []
+        for name in ("readlink", "scandir", "listdir", "open"):
             monkeypatch.setattr(os, name, self._recording(name))
 
     def _recording(self, name):
@@ -531,19 +532,13 @@ def test_find_vfs_reads_the_pfs_vf_layout_once_for_all_its_vfs(
     # nova-compute: the PF's offset and stride are the same for every VF.
     built = tree.add_pf(PF, driver="ice", numvfs=8, totalvfs=8,
                         vf_driver="iavf")
-    opened: list[str] = []
-    real = os.open
-
-    def recording(path, *args, **kwargs):
-        opened.append(os.path.basename(os.fspath(path)))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", recording)
+    calls = FsCalls(monkeypatch)
     _pf, found = discovery.find_vfs(
         tree.root, PF, [vf.pci_address for vf in built.vfs])
 
     assert {address: vf.index for address, vf in found.items()} == {
         vf.pci_address: vf.index for vf in built.vfs}
+    opened = [os.path.basename(path) for path in calls.open]
     assert opened.count("sriov_offset") == 1
     assert opened.count("sriov_stride") == 1
 
@@ -555,15 +550,6 @@ def test_confirm_vfs_gives_the_pf_netdev_after_one_link_per_vf(
     built = tree.add_pf(PF, ["enp129s0f0"], driver="ice", numvfs=8,
                         vf_driver="iavf")
     calls = FsCalls(monkeypatch)
-    opened: list[str] = []
-    real = os.open
-
-    def recording(path, *args, **kwargs):
-        opened.append(os.path.basename(os.fspath(path)))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", recording)
-
     assert discovery.confirm_vfs(tree.root, PF, {
         built.vf(2).pci_address: 2, built.vf(7).pci_address: 7}) == (
         "enp129s0f0")
@@ -571,7 +557,8 @@ def test_confirm_vfs_gives_the_pf_netdev_after_one_link_per_vf(
     assert [os.path.basename(p) for p in calls.readlink] == [
         "virtfn2", "virtfn7"]
     assert calls.scandir == [f"{tree.device_dir(PF)}/net"]
-    assert opened == ["phys_port_name"]
+    assert [os.path.basename(path) for path in calls.open] == [
+        "phys_port_name"]
 
 
 @pytest.mark.parametrize("address, index", [
