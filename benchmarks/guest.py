@@ -71,8 +71,10 @@ from sriov_vif import discovery
 from sriov_vif import journal
 from sriov_vif import objects
 from sriov_vif import plugin
+from sriov_vif import privileged
 from sriov_vif import privsep
 from sriov_vif import rtnl
+from sriov_vif import vf_config
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PF_SIZES: Final = (8, 64, 256)
@@ -423,7 +425,7 @@ class Bench:
         transport (writing the values the VF has), the VF's lookup in
         sysfs, the daemon's check of it, the journal's lock and look-up
         of a record, one read of the VF through sriov_vif.rtnl in this
-        process.
+        process, and sriov-vif's round trip alone.
         """
         times: dict[str, list[float]] = {
             f"{path}_{op}_ms": [] for path in ("ours", "legacy", "floor")
@@ -433,7 +435,7 @@ class Bench:
                                   "setlink_ms", "empty_trip_ms",
                                   "rtnl_setlink_ms", "find_vf_ms",
                                   "confirm_vf_ms", "lock_load_ms",
-                                  "rtnl_read_ms")}
+                                  "rtnl_read_ms", "change_call_ms")}
         measured: dict[str, list[float]] | None = None
         paths = [("ours", self.plug, self.unplug),
                  ("legacy", self.legacy_plug, self.legacy_unplug),
@@ -467,6 +469,7 @@ class Bench:
             locked = _timed(functools.partial(self._lock_and_load, address))
             read = _timed(functools.partial(_read_vf, place.pf_ifname,
                                             place.index))
+            call = self._change_call(address)
             if iteration:
                 parts["empty_trip_ms"].append(empty)
                 parts["rtnl_setlink_ms"].append(rtnl_ms)
@@ -474,12 +477,29 @@ class Bench:
                 parts["confirm_vf_ms"].append(confirm)
                 parts["lock_load_ms"].append(locked)
                 parts["rtnl_read_ms"].append(read)
+                parts["change_call_ms"].append(call)
         # Each cycle compares with the table before it: this catches what
         # the extra requests between cycles might have changed.
         self.check_restored(f"round trips on {self.filesystem}", 8,
                             self.originals(8))
         return {"iterations": iterations, "pf_vfs": 8, **times,
                 "parts": parts}
+
+    def _change_call(self, address: str) -> float:
+        """sriov-vif's round trip alone, as a plug makes it; milliseconds.
+
+        One privileged.change_vfs call carrying the VF's own MAC, VLAN
+        and trust (what the floor's set_vf is compared with), from the
+        state read just before, which is not timed.
+        """
+        vf = discovery.find_vf(self.sysfs_root, address)
+        now = vf_config.vf_state_now(vf)
+        item = {"address": address,
+                "settings": {"mac": now.mac, "vlan": now.vlan,
+                             "trust": now.trust},
+                "before": now.to_primitive(), "netdev": None}
+        return _timed(functools.partial(
+            privileged.change_vfs, vf.pf.pci_address, vf.pf.ifname, [item]))
 
     def _lock_and_load(self, address: str) -> None:
         """A plug's other journal work: the VF's lock, the record looked up.
@@ -622,6 +642,8 @@ class Bench:
                     self.plug(port)
                 what = f"restore of {count} on {self.filesystem}"
                 self.check_plugged(f"{what}: plugs", 256, ports, before)
+                parts = self._restore_parts(
+                    [port.address for port in ports.values()])
                 assert self.plugin is not None
                 with tripcount.counting([privsep.vif_plug]) as made:
                     started = time.perf_counter()
@@ -637,8 +659,49 @@ class Bench:
                         f"{count}, failed {done.failed}, records left "
                         f"{left}")
                 result[str(count)].append(
-                    {"ms": elapsed, "trips": dict(made)})
+                    {"ms": elapsed, "trips": dict(made), "parts": parts})
         return result
+
+    def _restore_parts(self, addresses: list[str]) -> dict[str, float]:
+        """What a restore of these journaled VFs does, each part alone.
+
+        Timed just before the restore, on the same VFs, changing
+        nothing: every VF's lock held and its record read (as restore
+        holds them all), their lookup among the PF's VFs in sysfs,
+        their read from the PF, the daemon's check of them in sysfs, and
+        the removal of their records, timed on copies in a directory of
+        their own on the same filesystem (the real ones are the
+        restore's to remove).
+        """
+        records = journal.Journal(self.host.state_path)
+        addresses = sorted(addresses)
+
+        def lock_and_load() -> None:
+            with contextlib.ExitStack() as locks:
+                for address in addresses:
+                    locks.enter_context(records.locked(address))
+                    records.load(address)
+
+        parts = {"lock_load_ms": _timed(lock_and_load)}
+        pf_address = _PF_ADDRESSES[256]
+        found: dict[str, discovery.VirtualFunction] = {}
+        parts["lookup_ms"] = _timed(lambda: found.update(discovery.find_vfs(
+            self.sysfs_root, pf_address, addresses)[1]))
+        vfs = [found[address] for address in addresses]
+        parts["read_ms"] = _timed(lambda: vf_config.vf_states_now(vfs))
+        parts["check_ms"] = _timed(lambda: discovery.confirm_vfs(
+            self.sysfs_root, pf_address,
+            {vf.pci_address: vf.index for vf in vfs}))
+        copies_path = os.path.join(
+            os.path.dirname(self.host.state_path), "restore-copies")
+        os.makedirs(copies_path, mode=0o700, exist_ok=True)
+        copies = journal.Journal(copies_path)
+        for address in addresses:
+            record = records.load(address)
+            assert record is not None
+            copies.save(record)
+        parts["remove_ms"] = _timed(lambda: copies.remove_many(addresses))
+        return parts
 
 
 def _read_vf(pf_ifname: str, index: int) -> None:
