@@ -129,7 +129,7 @@ def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
     address = validate_pci_address(pci_address)
     root = os.fspath(sysfs_root)
     # Directories are checked only to explain a failed read: every path
-    # walked costs a plug, in nova-compute and again in the daemon.
+    # walked costs each plug and unplug.
     vf_dir = _device_dir(root, address)
     pf_address = _physfn_address(root, vf_dir, address)
     pf_dir = _device_dir(root, pf_address)
@@ -154,13 +154,7 @@ def find_vf(sysfs_root: StrPath, pci_address: str) -> VirtualFunction:
     if pf.ifname is None:
         raise exception.PhysicalFunctionError(
             address=address, reason=_no_netdev_reason(pf, representors))
-    return VirtualFunction(
-        pci_address=address,
-        index=index,
-        pf=pf,
-        ifname=_own_netdevs(vf_dir)[0],
-        driver=_link_name(f"{vf_dir}/driver"),
-    )
+    return _virtual_function(vf_dir, address, index, pf)
 
 
 def find_pf(sysfs_root: StrPath, pci_address: str) -> PhysicalFunction:
@@ -199,14 +193,8 @@ def find_vfs(sysfs_root: StrPath, pf_address: str,
                           layout)
         if index is None or index >= pf.numvfs:
             continue
-        vf_dir = os.path.join(os.path.dirname(pf_dir), address)
-        found[address] = VirtualFunction(
-            pci_address=address,
-            index=index,
-            pf=pf,
-            ifname=_own_netdevs(vf_dir)[0],
-            driver=_link_name(f"{vf_dir}/driver"),
-        )
+        found[address] = _virtual_function(
+            _sibling_dir(pf_dir, address), address, index, pf)
     return pf, found
 
 
@@ -284,15 +272,26 @@ def list_vfs(sysfs_root: StrPath,
         if not _PCI_ADDRESS_RE.fullmatch(address):
             raise exception.SysfsReadError(
                 path=link, reason=f"points to {address!r}, not a PCI device")
-        vf_dir = os.path.join(os.path.dirname(pf_dir), address)
-        vfs.append(VirtualFunction(
-            pci_address=address,
-            index=index,
-            pf=pf,
-            ifname=_own_netdevs(vf_dir)[0],
-            driver=_link_name(f"{vf_dir}/driver"),
-        ))
+        vfs.append(_virtual_function(
+            _sibling_dir(pf_dir, address), address, index, pf))
     return sorted(vfs, key=lambda vf: vf.index)
+
+
+def _virtual_function(vf_dir: str, address: str, index: int,
+                      pf: PhysicalFunction) -> VirtualFunction:
+    """The VF at vf_dir, index on pf, with its netdev and driver now."""
+    return VirtualFunction(
+        pci_address=address,
+        index=index,
+        pf=pf,
+        ifname=_own_netdevs(vf_dir)[0],
+        driver=_link_name(f"{vf_dir}/driver"),
+    )
+
+
+def _sibling_dir(device_dir: str, address: str) -> str:
+    """The directory of the device at address, beside device_dir."""
+    return f"{os.path.dirname(device_dir)}/{address}"
 
 
 def _devices_dir(root: str) -> str:
@@ -486,8 +485,8 @@ def _read_text(path: str,
 
     Read with os.open and one os.read rather than open(): a sysfs
     attribute is at most a page, and the io layers (a buffer, a text
-    wrapper, a codec) cost more than the read itself; find_vf reads
-    seven of them on every plug and the privileged daemon as many again.
+    wrapper, a codec) cost more than the read itself, and find_vf reads
+    five or more of them on every plug and unplug.
     sysfs attributes are ASCII; utf-8 is the codec every Python has
     loaded already, where "ascii" is imported on first use: which a
     privileged daemon running as nova's user may not be able to do.
