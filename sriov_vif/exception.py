@@ -18,6 +18,10 @@ interface, VF index) and the reason, because an operator reads them in
 nova-compute's log without the code at hand.
 """
 
+from collections.abc import Callable
+from collections.abc import Sequence
+import functools
+
 from os_vif import exception as osv_exception
 
 
@@ -97,6 +101,23 @@ class VFsConfigError(SriovVifError):
     # then sends each VF on its own, and those errors name the VF.
     msg_fmt = ("Cannot configure %(count)s VFs of PF %(pf_ifname)s "
                "(%(address)s): %(reason)s")
+
+
+def config_error(pf_address: str, pf_ifname: str | None,
+                 vfs: Sequence[tuple[str, int]]
+                 ) -> Callable[..., SriovVifError]:
+    """The error of a failed read or change of vfs of a PF, but its reason.
+
+    vfs are (PCI address, index): one VF gets a VFConfigError naming it,
+    several a VFsConfigError naming the PF. Both sides of privsep raise
+    them (see rtnl.reported_as).
+    """
+    if len(vfs) == 1:
+        address, index = vfs[0]
+        return functools.partial(VFConfigError, address=address,
+                                 pf_ifname=pf_ifname, vf_index=index)
+    return functools.partial(VFsConfigError, address=pf_address,
+                             pf_ifname=pf_ifname, count=len(vfs))
 
 
 class VFAttributeRefused(VFConfigError):

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import functools
 from typing import Any
 
 from oslo_config import cfg
@@ -100,7 +99,7 @@ def _confirmed_pf(pf_address: Any, pf_ifname: Any,
             reason=f"the privileged daemon finds its netdev as {found}, "
                    f"not {expected}: sysfs changed, or the daemon's "
                    "[os_vif_sriov] sysfs_root is not the caller's")
-    return vf_state.validate_ifname(found)
+    return expected
 
 
 def _settings_arg(data: Any) -> VFSettings:
@@ -225,15 +224,9 @@ def change_vfs(pf_address: str, pf_ifname: str,
     refusals: dict[int, dict[str, Any] | None] = {}
     if not requests and all(netdev is None for *_rest, netdev in changes):
         return [None] * len(changes)
-    if len(changes) == 1:
-        vf = changes[0][0]
-        error = functools.partial(
-            exception.VFConfigError, address=vf.pci_address,
-            pf_ifname=pf_ifname, vf_index=vf.index)
-    else:
-        error = functools.partial(
-            exception.VFsConfigError, address=pf_address,
-            pf_ifname=pf_ifname, count=len(changes))
+    error = exception.config_error(
+        pf_address, pf_ifname,
+        [(vf.pci_address, vf.index) for vf, *_rest in changes])
     with rtnl.reported_as(error), rtnl.session() as session:
         if requests:
             if LOG.isEnabledFor(logging.DEBUG):  # arguments cost a plug

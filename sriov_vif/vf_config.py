@@ -34,7 +34,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 import dataclasses
 import errno
-import functools
 import os
 import struct
 import time
@@ -107,20 +106,6 @@ def _pf_ifname(vf: discovery.VirtualFunction) -> str:
     return vf_state.validate_ifname(vf.pf.ifname)
 
 
-def _vf_error(vf: discovery.VirtualFunction) -> Any:
-    return functools.partial(
-        exception.VFConfigError, address=vf.pci_address,
-        pf_ifname=vf.pf.ifname, vf_index=vf.index)
-
-
-def _vfs_error(vfs: Sequence[discovery.VirtualFunction]) -> Any:
-    if len(vfs) == 1:
-        return _vf_error(vfs[0])
-    return functools.partial(
-        exception.VFsConfigError, address=vfs[0].pf.pci_address,
-        pf_ifname=vfs[0].pf.ifname, count=len(vfs))
-
-
 def vf_table(pf: discovery.PhysicalFunction) -> dict[int, VFState]:
     """Every VF of a PF, keyed by the VF index the kernel reports.
 
@@ -153,7 +138,10 @@ def vf_states_now(vfs: Sequence[discovery.VirtualFunction]
     PF that cannot be read raises.
     """
     pf_ifname = _pf_ifname(vfs[0])
-    with rtnl.reported_as(_vfs_error(vfs)), rtnl.session() as session:
+    error = exception.config_error(
+        vfs[0].pf.pci_address, pf_ifname,
+        [(vf.pci_address, vf.index) for vf in vfs])
+    with rtnl.reported_as(error), rtnl.session() as session:
         lookup = rtnl.read_some(session, pf_ifname,
                                 [vf.index for vf in vfs])
     num_vfs = lookup.num_vfs
