@@ -388,6 +388,8 @@ class SriovPlugin(osv_plugin.PluginBase):
         group of one, or a PF that cannot be read that way, is left to
         _restore_locked.
         """
+        if len(group) < 2:
+            return [], list(group)  # _restore_locked looks it up itself
         try:
             _pf, found = discovery.find_vfs(
                 self.config.sysfs_root, group[0].pf_pci_address,
