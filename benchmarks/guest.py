@@ -57,6 +57,7 @@ from os_vif.objects import network as osv_network
 from os_vif.objects import vif as osv_vif
 from oslo_config import cfg
 
+from benchmarks import attribution
 from benchmarks import floor
 from benchmarks import legacy
 from benchmarks import nlcount
@@ -71,6 +72,7 @@ from sriov_vif import discovery
 from sriov_vif import journal
 from sriov_vif import objects
 from sriov_vif import plugin
+from sriov_vif import policy
 from sriov_vif import privileged
 from sriov_vif import privsep
 from sriov_vif import rtnl
@@ -97,6 +99,30 @@ _INSTANCE: Final = osv_instance_info.InstanceInfo(
 # The two filesystems the journal is measured on.
 TMPFS: Final = "tmpfs"
 DISK: Final = "disk"
+# What a plug, an unplug and a restore are timed by, part by part, inside
+# the operation (benchmarks.attribution); report.ATTRIBUTED names them.
+# The code between these functions is charged to the nearest one that
+# called it: the plugin's entry points, vf_config.apply_changes, and
+# os-vif's plug or unplug, which the benchmark calls through the clock.
+TIMED_PARTS: Final = (
+    attribution.Part("plugin", plugin.SriovPlugin, "plug"),
+    attribution.Part("plugin", plugin.SriovPlugin, "unplug"),
+    attribution.Part("plugin", plugin.SriovPlugin, "restore"),
+    attribution.Part("policy", policy, "vf_settings"),
+    attribution.Part("policy", policy, "needs_vf_netdev"),
+    attribution.Part("policy", policy, "check_supported"),
+    attribution.Part("lookup", discovery, "find_vf"),
+    attribution.Part("lookup", discovery, "find_vfs"),
+    attribution.Part("lock", journal.Journal, "locked", context=True),
+    attribution.Part("load", journal.Journal, "load"),
+    attribution.Part("save", journal.Journal, "save"),
+    attribution.Part("remove", journal.Journal, "remove_many"),
+    attribution.Part("read", vf_config, "vf_states_now"),
+    attribution.Part("prepare", vf_config, "_pending"),
+    attribution.Part("trip", privileged, "change_vfs"),
+    attribution.Part("vf_config", vf_config, "apply_changes"),
+    attribution.Part("log", plugin, "_restored"),
+)
 
 Table = dict[int, rtnl_readback.VFReading]
 
@@ -485,6 +511,36 @@ class Bench:
         return {"iterations": iterations, "pf_vfs": 8, **times,
                 "parts": parts}
 
+    def breakdown(self, cycles: int) -> dict[str, Any]:
+        """Plugs and unplugs of sriov-vif timed part by part, inside them.
+
+        Each operation is os_vif.plug or unplug called through a
+        benchmarks.attribution clock with TIMED_PARTS wrapped: each part's
+        exclusive time, which add up to the operation's. The first cycle
+        warms up and is thrown away.
+        """
+        result: dict[str, Any] = {"plug": [], "unplug": [],
+                                  "timer_ms": attribution.overhead()}
+
+        def timed(operation: str, action: Callable[..., None],
+                  keep: bool) -> Callable[[Port], None]:
+            def run(port: Port) -> None:
+                clock = attribution.Clock()
+                with clock.timing(TIMED_PARTS):
+                    clock.call("osvif", action, port.vif, _INSTANCE)
+                if keep:
+                    result[operation].append(
+                        {"parts": dict(clock.ms), "calls": clock.calls})
+            return run
+
+        for cycle in range(cycles + 1):
+            port = self.port(8, _VF, vlan=700 + cycle)
+            self.cycle(f"timed part by part on {self.filesystem}, cycle "
+                       f"{cycle}", port, 8, _VF,
+                       timed("plug", os_vif.plug, keep=cycle > 0),
+                       timed("unplug", os_vif.unplug, keep=cycle > 0))
+        return result
+
     def _change_call(self, address: str) -> float:
         """sriov-vif's round trip alone, as a plug makes it; milliseconds.
 
@@ -626,7 +682,9 @@ class Bench:
         The VFs, spread over the 256-VF PF, are plugged one by one (os-vif
         journals each), then one restore() with no argument puts every
         journaled VF back, as `sriov-vif restore --all` does; the PF must
-        read back as it was, and the journal must be empty.
+        read back as it was, and the journal must be empty. The restore
+        is timed part by part as it runs (TIMED_PARTS), its time with the
+        timers in it; the daemon's check is timed alone just before.
         """
         sizes = RESTORE_SIZES[self.filesystem]
         result: dict[str, list[dict[str, Any]]] = {
@@ -642,10 +700,12 @@ class Bench:
                     self.plug(port)
                 what = f"restore of {count} on {self.filesystem}"
                 self.check_plugged(f"{what}: plugs", 256, ports, before)
-                parts = self._restore_parts(
+                check_ms = self._daemon_check(
                     [port.address for port in ports.values()])
                 assert self.plugin is not None
-                with tripcount.counting([privsep.vif_plug]) as made:
+                clock = attribution.Clock()
+                with clock.timing(TIMED_PARTS), tripcount.counting(
+                        [privsep.vif_plug]) as made:
                     started = time.perf_counter()
                     done = self.plugin.restore()
                     elapsed = (time.perf_counter() - started) * 1000
@@ -659,49 +719,23 @@ class Bench:
                         f"{count}, failed {done.failed}, records left "
                         f"{left}")
                 result[str(count)].append(
-                    {"ms": elapsed, "trips": dict(made), "parts": parts})
+                    {"ms": elapsed, "trips": dict(made),
+                     "parts": dict(clock.ms), "calls": clock.calls,
+                     "check_ms": check_ms})
         return result
 
-    def _restore_parts(self, addresses: list[str]) -> dict[str, float]:
-        """What a restore of these journaled VFs does, each part alone.
+    def _daemon_check(self, addresses: list[str]) -> float:
+        """The daemon's check of these VFs in sysfs, timed alone; ms.
 
-        Timed just before the restore, on the same VFs, changing
-        nothing: every VF's lock held and its record read (as restore
-        holds them all), their lookup among the PF's VFs in sysfs,
-        their read from the PF, the daemon's check of them in sysfs, and
-        the removal of their records, timed on copies in a directory of
-        their own on the same filesystem (the real ones are the
-        restore's to remove).
+        Part of the privileged round trip, which the restore's clock
+        cannot look inside: discovery.confirm_vfs, as the daemon calls
+        it, on the VFs just before they are restored.
         """
-        records = journal.Journal(self.host.state_path)
-        addresses = sorted(addresses)
-
-        def lock_and_load() -> None:
-            with contextlib.ExitStack() as locks:
-                for address in addresses:
-                    locks.enter_context(records.locked(address))
-                    records.load(address)
-
-        parts = {"lock_load_ms": _timed(lock_and_load)}
-        pf_address = _PF_ADDRESSES[256]
-        found: dict[str, discovery.VirtualFunction] = {}
-        parts["lookup_ms"] = _timed(lambda: found.update(discovery.find_vfs(
-            self.sysfs_root, pf_address, addresses)[1]))
-        vfs = [found[address] for address in addresses]
-        parts["read_ms"] = _timed(lambda: vf_config.vf_states_now(vfs))
-        parts["check_ms"] = _timed(lambda: discovery.confirm_vfs(
-            self.sysfs_root, pf_address,
-            {vf.pci_address: vf.index for vf in vfs}))
-        copies_path = os.path.join(
-            os.path.dirname(self.host.state_path), "restore-copies")
-        os.makedirs(copies_path, mode=0o700, exist_ok=True)
-        copies = journal.Journal(copies_path)
-        for address in addresses:
-            record = records.load(address)
-            assert record is not None
-            copies.save(record)
-        parts["remove_ms"] = _timed(lambda: copies.remove_many(addresses))
-        return parts
+        found = discovery.find_vfs(self.sysfs_root, _PF_ADDRESSES[256],
+                                   addresses)[1]
+        return _timed(lambda: discovery.confirm_vfs(
+            self.sysfs_root, _PF_ADDRESSES[256],
+            {vf.pci_address: vf.index for vf in found.values()}))
 
 
 def _read_vf(pf_ifname: str, index: int) -> None:
@@ -729,7 +763,7 @@ def measure(settings: Settings) -> dict[str, Any]:
         "python": platform.python_version(),
         "guest_cpus": os.cpu_count(),
         "settings": dataclasses.asdict(settings),
-        "roundtrip": {}, "restore": {},
+        "roundtrip": {}, "breakdown": {}, "restore": {},
     }
     with tempfile.TemporaryDirectory(prefix="sriov-vif-bench-") as tmp:
         bench = Bench(Path(tmp))
@@ -749,6 +783,10 @@ def measure(settings: Settings) -> dict[str, Any]:
                 with _phase(f"{settings.roundtrips} interleaved round "
                             f"trips, journal on {name}"):
                     results["roundtrip"][name] = bench.roundtrips(
+                        settings.roundtrips)
+                with _phase(f"{settings.roundtrips} plugs and unplugs "
+                            f"timed part by part, journal on {name}"):
+                    results["breakdown"][name] = bench.breakdown(
                         settings.roundtrips)
                 if name == TMPFS:
                     with _phase(f"plug latency by PF size, "

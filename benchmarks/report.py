@@ -64,7 +64,10 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 def ms(value: float) -> str:
-    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+    """Three significant figures at most, two decimals under 1 ms."""
+    if abs(value) >= 100:
+        return f"{value:.0f} ms"
+    return f"{value:.1f} ms" if abs(value) >= 1 else f"{value:.2f} ms"
 
 
 def times(value: float) -> str:
@@ -393,103 +396,159 @@ def _n(count: float, thing: str) -> str:
     return f"{count:g} {thing}" + ("" if count == 1 else "s")
 
 
-def _part(results: dict[str, Any], name: str) -> float:
-    return median(_all_parts(results, name))
+# The parts benchmarks.guest.TIMED_PARTS times inside each plug, unplug
+# and restore, and how the page names them, in the order it lists them.
+ATTRIBUTED: Final = (
+    ("trip", "privileged round trip (privileged.change_vfs: oslo.privsep "
+             "both ways, the daemon's validation, its check in sysfs and "
+             "the RTM_SETLINK)"),
+    ("save", "journal save of the record (fsync of file and directory)"),
+    ("remove", "journal removal of records (fsync of the directory)"),
+    ("lookup", "lookup in sysfs (sriov_vif.discovery)"),
+    ("read", "VF read from the PF (one RTM_GETLINK, sriov_vif.rtnl)"),
+    ("lock", "journal lock (lock file and flock)"),
+    ("load", "journal record look-up and read"),
+    ("prepare", "change validated and prepared (vf_config)"),
+    ("policy", "the VIF's policy (settings from the VIF)"),
+    ("plugin", "the plugin's own code between these (record built and "
+               "compared, restore targets, log lines)"),
+    ("vf_config", "vf_config's own code between these (request items, "
+                  "answers read)"),
+    ("log", "the log line of each restored VF"),
+    ("osvif", "os-vif around the plugin (its plug or unplug)"),
+)
+# What the floor pays for the same part: its round trip and its journal
+# write, measured beside the round trips.
+_FLOOR_PART: Final = {"trip": "setlink_call_ms", "save": "save_ms",
+                      "remove": "remove_ms"}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(statistics.fmean(values)) if values else 0.0
+
+
+def attributed(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Each part's mean ms over runs; "total" is their sum's mean."""
+    keys = {key for run in runs for key in run["parts"]}
+    means = {key: _mean([run["parts"].get(key, 0.0) for run in runs])
+             for key in keys}
+    means["total"] = _mean([sum(run["parts"].values()) for run in runs])
+    return means
+
+
+def _timers(runs: Sequence[dict[str, Any]], timer_ms: float) -> float:
+    """What the timers themselves added to the mean run, in ms."""
+    return _mean([run["calls"] for run in runs]) * timer_ms
+
+
+def _label(key: str) -> str:
+    return dict(ATTRIBUTED)[key]
 
 
 def _floor_gap(results: dict[str, Any], operation: str) -> str:
     """What sriov-vif's operation pays beyond the floor, part by part.
 
-    Each part is measured in this run (beside the round trips); how many
-    of each an operation makes is counted (round trips, rtnetlink reads)
-    or follows from the design (nova-compute finds the VF in sysfs and
-    locks its record; the round trip's own cost is measured against the
-    floor's). What no part accounts for is given as the rest.
+    From the operations timed part by part (benchmarks.attribution): each
+    part against what the floor pays for it, measured in the same run
+    (the floor's round trip and journal write), or all of it where the
+    floor has no such part.
     """
-    trips = total(results["trips"]["ours"][operation])
-    extra_trips = trips - total(results["trips"]["floor"][operation])
-    reads = median([counts.get("read", 0) for counts
-                    in results["netlink"]["ours"][operation]])
-    parts = [
-        (f"{_n(extra_trips, 'more privileged round trip')}",
-         extra_trips * _part(results, "empty_trip_ms")),
-        (f"{_n(reads, 'VF read')} through sriov_vif.rtnl ("
-         + ("the state before the change, which the journal records "
-            "before anything changes and the floor leaves out"
-            if operation == "plug" else
-            "the state before the change, which the daemon rolls back to "
-            "if the kernel refuses part of it; the floor leaves it out")
-         + ")",
-         reads * _part(results, "rtnl_read_ms")),
-    ]
-    session = (_part(results, "rtnl_setlink_ms")
-               - _part(results, "setlink_ms"))
-    parts = [(what, cost) for what, cost in parts if cost] + [
-        ("the VF's lookup in sysfs in nova-compute",
-         _part(results, "find_vf_ms")),
-        ("the journal's lock and record look-up",
-         _part(results, "lock_load_ms")),
-        (f"{_n(trips - extra_trips, 'round trip')} of sriov-vif beyond "
-         f"the floor's "
-         f"(change_vfs against set_vf, both writing the VF's own values: "
-         f"the daemon's validation, its check of the VF in sysfs, which "
-         f"alone takes {ms(_part(results, 'confirm_vf_ms'))}, "
-         f"sriov_vif.rtnl's session, which takes {ms(session)} more "
-         f"than a raw socket, and a larger request)",
-         (trips - extra_trips) * (_part(results, "change_call_ms")
-                                  - _part(results, "setlink_call_ms"))),
-    ]
-    accounted = sum(cost for _what, cost in parts)
     gaps = {fs: _trip(data, "ours", operation)
             - _trip(data, "floor", operation)
             for fs, data in results["roundtrip"].items()}
+    texts = []
+    needed = {}
+    for fs in FILESYSTEMS:
+        runs = results["breakdown"][fs][operation]
+        means = attributed(runs)
+        floor_parts = results["roundtrip"][fs]["parts"]
+        items = []
+        for key, label in ATTRIBUTED:
+            if key not in means:
+                continue
+            counterpart = _FLOOR_PART.get(key)
+            if counterpart is None:
+                items.append((means[key], f"{label} {ms(means[key])}"))
+            else:
+                theirs = median(floor_parts[counterpart])
+                gap = means[key] - theirs
+                items.append((gap, f"{label} {ms(abs(gap))} "
+                                   f"{'more' if gap >= 0 else 'less'} "
+                                   f"({ms(means[key])} against the "
+                                   f"floor's {ms(theirs)})"))
+        items.sort(key=lambda item: -item[0])
+        needed[fs] = sum(means.get(key, 0.0)
+                         for key in ("lookup", "read", "lock", "load"))
+        texts.append(
+            f"{fs}: " + "; ".join(text for _cost, text in items)
+            + f" (mean {operation} timed so: {ms(means['total'])}, of "
+              f"which the timers "
+            + ms(_timers(runs, results["breakdown"][fs]["timer_ms"])) + ")")
+    floor_ms = {fs: _trip(results["roundtrip"][fs], "floor", operation)
+                for fs in FILESYSTEMS}
     return (
         f"{operation} - floor = "
         + ", ".join(f"{fs}: {ms(gap)}" for fs, gap in gaps.items())
-        + ". Measured parts of it: "
-        + ", ".join(f"{what} ({ms(cost)})" for what, cost in parts)
-        + f"; {ms(accounted)} in all. The rest, "
-        + ", ".join(f"{fs}: {ms(gap - accounted)}"
-                    for fs, gap in gaps.items())
-        + ", is sriov-vif's work in nova-compute's process around these "
-          "(os-vif's call, the VIF's policy, the journal record built and "
-          "compared, the change prepared and its answer read, logging), "
-          "not timed on its own.")
+        + f". Where it goes, timed part by part inside "
+          f"{len(results['breakdown'][FILESYSTEMS[0]][operation])} "
+          f"{operation}s (section Where the time goes), largest first, "
+          f"against the floor's own part where it has one: "
+        + "; ".join(texts)
+        + ". The parts the design needs and the floor leaves out (the "
+          "lookup in sysfs, the VF read, the journal lock and record "
+          "look-up) take "
+        + ", ".join(f"{fs}: {ms(needed[fs])}" for fs in FILESYSTEMS)
+        + f"; the target leaves {TARGET_FLOOR - 1:g} x the floor for all "
+          "that sriov-vif adds: "
+        + ", ".join(f"{fs}: {ms((TARGET_FLOOR - 1) * floor_ms[fs])}"
+                    for fs in FILESYSTEMS)
+        + ".")
 
 
-# A restore's parts, timed alone on the same journaled VFs (see
-# benchmarks.guest.Bench._restore_parts), and how the page names them.
-RESTORE_PARTS: Final = (
-    ("lock_load_ms", "the journal's lock and read of each VF's record"),
-    ("lookup_ms", "their lookup among the PF's VFs in sysfs in "
-                  "nova-compute"),
-    ("read_ms", "their read from the PF (one RTM_GETLINK)"),
-    ("check_ms", "the daemon's check of them in sysfs"),
-    ("remove_ms", "the removal of their records (one fsync)"),
-)
+def _restore_runs(results: dict[str, Any], fs: str, size: str
+                  ) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = results["restore"][fs][size]
+    return runs
 
 
 def _restore_gap(results: dict[str, Any]) -> str:
     """What the VFs past the first add to a restore, part by part.
 
     The target allows a restore of 256 VFs twice a restore of one VF on
-    top of it. Each part is timed alone on the same journaled VFs just
-    before each restore; a part's growth is its time for 256 VFs less
-    its time for one. What the parts leave is the rest.
+    top of it. Each part is timed inside the restores themselves
+    (benchmarks.attribution); a part's growth is its mean time in the
+    restores of 256 VFs less that in the restores of one.
     """
     trips = {size: total([run["trips"] for fs in FILESYSTEMS
-                          for run in results["restore"][fs][size]])
+                          for run in _restore_runs(results, fs, size)])
              for size in ("1", "256")}
-
-    def at(fs: str, size: str, name: str | None = None) -> float:
-        return median([run["ms"] if name is None else run["parts"][name]
-                       for run in results["restore"][fs][size]])
-
-    one = {fs: at(fs, "1") for fs in FILESYSTEMS}
-    growth = {fs: at(fs, "256") - one[fs] for fs in FILESYSTEMS}
-    parts = {fs: [(what, at(fs, "256", name) - at(fs, "1", name))
-                  for name, what in RESTORE_PARTS]
-             for fs in FILESYSTEMS}
+    one = {fs: median([run["ms"] for run in _restore_runs(results, fs, "1")])
+           for fs in FILESYSTEMS}
+    growth = {fs: median([run["ms"] for run
+                          in _restore_runs(results, fs, "256")]) - one[fs]
+              for fs in FILESYSTEMS}
+    texts = []
+    for fs in FILESYSTEMS:
+        small = attributed(_restore_runs(results, fs, "1"))
+        large = attributed(_restore_runs(results, fs, "256"))
+        items = sorted(((large.get(key, 0.0) - small.get(key, 0.0), label)
+                        for key, label in ATTRIBUTED
+                        if key in large or key in small),
+                       key=lambda item: -item[0])
+        check = (median([run["check_ms"] for run
+                         in _restore_runs(results, fs, "256")])
+                 - median([run["check_ms"] for run
+                           in _restore_runs(results, fs, "1")]))
+        timers = (_timers(_restore_runs(results, fs, "256"),
+                          results["breakdown"][fs]["timer_ms"])
+                  - _timers(_restore_runs(results, fs, "1"),
+                            results["breakdown"][fs]["timer_ms"]))
+        texts.append(
+            f"{fs}: " + ", ".join(f"{label} {ms(cost / 255)}"
+                                  for cost, label in items)
+            + f" (the daemon's check in sysfs, timed alone, "
+              f"{ms(check / 255)} of the round trip's; the timers "
+              f"{ms(timers / 255)})")
     return (
         f"A restore of 256 VFs makes "
         f"{_n(trips['256'], 'privileged round trip')}, of one VF "
@@ -499,17 +558,83 @@ def _restore_gap(results: dict[str, Any]) -> str:
         + "; the target allows twice the restore of one VF, "
         + ", ".join(f"{fs}: {ms(2 * one[fs])} ({ms(2 * one[fs] / 255)} "
                     f"per VF)" for fs in FILESYSTEMS)
-        + ". What the 255 VFs add to each part, timed alone on the same "
-          "VFs before the restore: "
-        + "; ".join(
-            f"{fs}: " + ", ".join(f"{what} {ms(cost)}"
-                                  for what, cost in parts[fs])
-            + f", the rest {ms(growth[fs] - sum(c for _w, c in parts[fs]))}"
-            for fs in FILESYSTEMS)
-        + ". The rest is each VF's share of the work between them: its "
-          "change built and validated in nova-compute, sent, validated "
-          "again and encoded in the daemon, the kernel's work on its "
-          "IFLA_VF_INFO, its result and log line.")
+        + ". What each VF past the first adds to each part, timed inside "
+          "the restores (section Where the time goes), largest first: "
+        + "; ".join(texts) + ".")
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table of its own: a title, the headers, its lines of cells."""
+
+    title: str
+    headers: tuple[str, ...]
+    lines: tuple[tuple[str, ...], ...]
+    widths: str
+
+
+def _cells(key: str, values: Sequence[float | None]) -> tuple[str, ...]:
+    return (_label(key) if key != "total" else "Total",
+            *("" if value is None else ms(value) for value in values))
+
+
+def build_breakdowns(results: dict[str, Any]) -> list[Table]:
+    """Where a plug's, an unplug's and a restore's time goes.
+
+    Mean milliseconds of each part, timed inside the operations
+    (benchmarks.attribution); they add up to the total, timers included,
+    whose own cost is the last line.
+    """
+    columns = [(fs, op) for op in ("plug", "unplug") for fs in FILESYSTEMS]
+    means = {column: attributed(results["breakdown"][column[0]][column[1]])
+             for column in columns}
+    lines = [_cells(key, [means[c].get(key) for c in columns])
+             for key, _label_text in ATTRIBUTED
+             if any(key in means[c] for c in columns)]
+    lines.append(_cells("total", [means[c]["total"] for c in columns]))
+    lines.append(("the timers' own cost, in the total", *(
+        ms(_timers(results["breakdown"][fs][op],
+                   results["breakdown"][fs]["timer_ms"]))
+        for fs, op in columns)))
+    count = len(results["breakdown"][FILESYSTEMS[0]]["plug"])
+    operations = Table(
+        f"A plug and an unplug on the 8-VF PF, mean of {count} each, in "
+        f"ms", ("Part", *(f"{op}, {fs}" for fs, op in columns)),
+        tuple(lines), "40 15 15 15 15")
+    restore_columns = [(fs, size) for fs in FILESYSTEMS
+                       for size in ("1", "256")]
+    restore_means = {column: attributed(_restore_runs(results, *column))
+                     for column in restore_columns}
+    restore_lines = []
+    for key, _label_text in ATTRIBUTED:
+        if not any(key in restore_means[c] for c in restore_columns):
+            continue
+        values: list[float | None] = []
+        for fs in FILESYSTEMS:
+            small = restore_means[(fs, "1")].get(key, 0.0)
+            large = restore_means[(fs, "256")].get(key, 0.0)
+            values += [small, large, (large - small) / 255]
+        restore_lines.append(_cells(key, values))
+    totals: list[float | None] = []
+    timers: list[str] = []
+    for fs in FILESYSTEMS:
+        small = restore_means[(fs, "1")]["total"]
+        large = restore_means[(fs, "256")]["total"]
+        totals += [small, large, (large - small) / 255]
+        timer_ms = results["breakdown"][fs]["timer_ms"]
+        spent = [_timers(_restore_runs(results, fs, size), timer_ms)
+                 for size in ("1", "256")]
+        timers += [ms(spent[0]), ms(spent[1]),
+                   ms((spent[1] - spent[0]) / 255)]
+    restore_lines.append(_cells("total", totals))
+    restore_lines.append(("the timers' own cost, in the total", *timers))
+    restores = Table(
+        "A restore of 1 and of 256 journaled VFs of the 256-VF PF, mean "
+        "of the restores, and what each VF past the first adds, in ms",
+        ("Part", *(f"{fs}, {what}" for fs in FILESYSTEMS
+                   for what in ("1 VF", "256 VFs", "per VF past the first"))),
+        tuple(restore_lines), "28 12 12 12 12 12 12")
+    return [operations, restores]
 
 
 def build_targets(results: dict[str, Any]) -> list[Row]:
@@ -589,10 +714,10 @@ def build_targets(results: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def render_text(rows: Sequence[Row],
+def render_text(rows: Sequence[Row | Sequence[str]],
                 headers: Sequence[str] = HEADERS) -> str:
     """Aligned columns for a terminal or a CI log."""
-    table = [tuple(headers), *(row.cells() for row in rows)]
+    table = [tuple(headers), *(_row_cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in table)
               for i in range(len(headers))]
     lines = []
@@ -614,11 +739,15 @@ def _rst_cell(text: str) -> str:
     return escaped
 
 
-def _rst_table(headers: Sequence[str], rows: Sequence[Row],
+def _row_cells(row: Row | Sequence[str]) -> tuple[str, ...]:
+    return row.cells() if isinstance(row, Row) else tuple(row)
+
+
+def _rst_table(headers: Sequence[str], rows: Sequence[Row | Sequence[str]],
                widths: str) -> list[str]:
     lines = [".. list-table::", "   :header-rows: 1",
              f"   :widths: {widths}", ""]
-    for line in (tuple(headers), *(row.cells() for row in rows)):
+    for line in (tuple(headers), *(_row_cells(row) for row in rows)):
         first, *rest = line
         lines.append(f"   * - {_rst_cell(first)}")
         lines.extend(f"     - {_rst_cell(cell)}" for cell in rest)
@@ -629,9 +758,9 @@ def _section(title: str) -> list[str]:
     return ["", title, "-" * len(title), ""]
 
 
-def render_rst(rows: Sequence[Row], *, targets: Sequence[Row], date: str,
-               machine: str, wall_seconds: float,
-               notes: Sequence[str]) -> str:
+def render_rst(rows: Sequence[Row], *, targets: Sequence[Row],
+               breakdowns: Sequence[Table], date: str, machine: str,
+               wall_seconds: float, notes: Sequence[str]) -> str:
     """The whole doc/source/benchmarks.rst page."""
     lines = [
         ".. This page is written by benchmarks/run.py (tox -e bench);",
@@ -668,6 +797,21 @@ def render_rst(rows: Sequence[Row], *, targets: Sequence[Row], date: str,
         *_rst_table(TARGET_HEADERS, targets, "20 20 15 45"),
         *_section("Measurements"),
         *_rst_table(HEADERS, rows, "40 20 25 15"),
+        *_section("Where the time goes"),
+        "Each operation timed part by part as it ran: chosen functions "
+        "are",
+        "wrapped by timers that charge each its own time, less that of "
+        "the",
+        "wrapped functions it calls (benchmarks/attribution.py), so the "
+        "parts",
+        "add up to the total. Code between the timed functions is "
+        "charged to",
+        "the nearest timed caller.",
+    ]
+    for table in breakdowns:
+        lines += ["", f"{table.title}:", "",
+                  *_rst_table(table.headers, table.lines, table.widths)]
+    lines += [
         *_section("How it was measured"),
     ]
     for note in notes:
