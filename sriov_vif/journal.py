@@ -258,33 +258,77 @@ class Journal:
     @contextlib.contextmanager
     def locked(self, pci_address: str) -> collections.abc.Iterator[None]:
         """Hold the VF's lock against threads and other processes."""
+        with contextlib.ExitStack() as held:
+            with self._lock_dir() as (locks_fd, owner):
+                self._hold(held, locks_fd, owner, pci_address)
+            yield
+
+    @contextlib.contextmanager
+    def locked_many(self, pci_addresses: collections.abc.Sequence[str]
+                    ) -> collections.abc.Iterator[dict[str, Exception]]:
+        """Hold the locks of several VFs; yields those that could not be.
+
+        For a restore of many VFs: the lock directory is opened once for
+        all of them, not once per VF. Locks are taken in the order given
+        (sorted, as every holder of several takes them). A VF whose lock
+        cannot be taken is yielded with its error, and does not keep the
+        others from being held.
+        """
+        refused: dict[str, Exception] = {}
+        with contextlib.ExitStack() as held:
+            try:
+                with self._lock_dir() as (locks_fd, owner):
+                    for address in pci_addresses:
+                        one = contextlib.ExitStack()
+                        try:
+                            self._hold(one, locks_fd, owner, address)
+                        except Exception as exc:  # noqa: BLE001 (per VF)
+                            one.close()
+                            refused[address] = exc
+                        else:
+                            held.enter_context(one)
+            except exception.JournalError as exc:  # the directories
+                refused.update((address, exc) for address in pci_addresses
+                               if address not in refused)
+            yield refused
+
+    @contextlib.contextmanager
+    def _lock_dir(self) -> collections.abc.Iterator[
+            tuple[int, os.stat_result]]:
+        """The lock directory's descriptor and state_path's owner."""
+        lock_dir = os.path.join(self.state_path, _LOCK_DIR)
+        with self._directory(create=True) as dir_fd:
+            assert dir_fd is not None
+            owner = os.fstat(dir_fd)
+            with _io_errors(lock_dir):
+                locks_fd = self._open_lock_dir(dir_fd)
+        try:
+            with _io_errors(lock_dir):
+                self._give_to_directory_owner(locks_fd, owner)
+            yield locks_fd, owner
+        finally:
+            os.close(locks_fd)
+
+    def _hold(self, held: contextlib.ExitStack, locks_fd: int,
+              owner: os.stat_result, pci_address: str) -> None:
+        """Take the VF's thread lock, then its flock; held releases both.
+
+        The flock's descriptor is closed (releasing it) before the thread
+        lock is released.
+        """
         name = self._name(pci_address)[:-len(_SUFFIX)] + ".lock"
+        lock_path = os.path.join(self.state_path, _LOCK_DIR, name)
         with self._thread_locks_guard:
             thread_lock = self._thread_locks[pci_address]
-        with thread_lock:
-            lock_dir = os.path.join(self.state_path, _LOCK_DIR)
-            lock_path = os.path.join(lock_dir, name)
-            with self._directory(create=True) as dir_fd:
-                assert dir_fd is not None
-                owner = os.fstat(dir_fd)
-                with _io_errors(lock_dir):
-                    locks_fd = self._open_lock_dir(dir_fd)
-                try:
-                    with _io_errors(lock_dir):
-                        self._give_to_directory_owner(locks_fd, owner)
-                    with _io_errors(lock_path):
-                        fd = os.open(name, _FILE_FLAGS | os.O_RDWR
-                                     | os.O_CREAT, 0o600, dir_fd=locks_fd)
-                finally:
-                    os.close(locks_fd)
-            try:
-                with _io_errors(lock_path):
-                    self._check_file(fd, lock_path, owner)
-                    self._give_to_directory_owner(fd, owner)
-                self._flock(fd, pci_address, lock_path)
-                yield
-            finally:
-                os.close(fd)
+        held.enter_context(thread_lock)
+        with _io_errors(lock_path):
+            fd = os.open(name, _FILE_FLAGS | os.O_RDWR | os.O_CREAT, 0o600,
+                         dir_fd=locks_fd)
+        held.callback(os.close, fd)
+        with _io_errors(lock_path):
+            st = self._check_file(fd, lock_path, owner)
+            self._give_to_directory_owner(fd, owner, st)
+        self._flock(fd, pci_address, lock_path)
 
     @staticmethod
     def _open_lock_dir(dir_fd: int) -> int:
@@ -321,12 +365,13 @@ class Journal:
                                f"process for {LOCK_TIMEOUT} s") from None
                 time.sleep(_LOCK_POLL)
 
-    def _check_file(self, fd: int, path: str, owner: os.stat_result) -> None:
+    def _check_file(self, fd: int, path: str,
+                    owner: os.stat_result) -> os.stat_result:
         """Refuse anything but a plain file of ours or the directory's.
 
         O_NOFOLLOW stops symlinks; a hard link to a file of root's (or
         anyone's) would still open, and is refused here before it is
-        read, written or chowned.
+        read, written or chowned. Returns the file's stat.
         """
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -338,6 +383,7 @@ class Journal:
                 path=path,
                 reason=f"has {st.st_nlink} links and belongs to uid "
                        f"{st.st_uid}: not a file the journal made")
+        return st
 
     def load(self, pci_address: str,
              quarantine: bool = True) -> VFRecord | None:
@@ -351,27 +397,50 @@ class Journal:
         it, for readers that must change nothing (the inventory).
         """
         name = self._name(pci_address)
-        path = self._path(pci_address)
         with self._directory(create=False) as dir_fd:
             if dir_fd is None:
                 return None
-            try:
-                record = self._read(dir_fd, name, path)
-                if record.pci_address != pci_address:
-                    raise ValueError(
-                        f"it is the record of {record.pci_address}")
-                return record
-            except FileNotFoundError:
-                return None
-            except PermissionError as exc:
-                # Not corruption: a record another user wrote. Moving it
-                # aside would lose the original state of a VF still in use.
-                raise exception.JournalError(path=path,
-                                             reason=str(exc)) from exc
-            except Exception as exc:  # any unreadable record, see above
-                self._unreadable(dir_fd, name, path, pci_address,
-                                 _describe_error(exc), quarantine)
-                return None
+            return self._load_at(dir_fd, name, pci_address, quarantine)
+
+    def load_many(self, pci_addresses: collections.abc.Sequence[str]
+                  ) -> dict[str, VFRecord | None | Exception]:
+        """Each VF's record as load() gives it, or the error it raised.
+
+        For a restore of many VFs, whose locks the caller holds: the
+        state directory is opened once for all of them.
+        """
+        loaded: dict[str, VFRecord | None | Exception] = {}
+        with self._directory(create=False) as dir_fd:
+            for address in pci_addresses:
+                if dir_fd is None:
+                    loaded[address] = None
+                    continue
+                try:
+                    loaded[address] = self._load_at(
+                        dir_fd, self._name(address), address, True)
+                except Exception as exc:  # noqa: BLE001  (per VF)
+                    loaded[address] = exc
+        return loaded
+
+    def _load_at(self, dir_fd: int, name: str, pci_address: str,
+                 quarantine: bool) -> VFRecord | None:
+        """load()'s work on record name in the directory open at dir_fd."""
+        path = os.path.join(self.state_path, name)
+        try:
+            record = self._read(dir_fd, name, path)
+            if record.pci_address != pci_address:
+                raise ValueError(f"it is the record of {record.pci_address}")
+            return record
+        except FileNotFoundError:
+            return None
+        except PermissionError as exc:
+            # Not corruption: a record another user wrote. Moving it
+            # aside would lose the original state of a VF still in use.
+            raise exception.JournalError(path=path, reason=str(exc)) from exc
+        except Exception as exc:  # any unreadable record, see load()
+            self._unreadable(dir_fd, name, path, pci_address,
+                             _describe_error(exc), quarantine)
+            return None
 
     def _read(self, dir_fd: int, name: str, path: str) -> VFRecord:
         fd = os.open(name, _FILE_FLAGS | os.O_RDONLY, dir_fd=dir_fd)
@@ -458,18 +527,20 @@ class Journal:
                     raise
                 os.fsync(dir_fd)
 
-    def _give_to_directory_owner(self, fd: int,
-                                 owner: os.stat_result) -> None:
+    def _give_to_directory_owner(self, fd: int, owner: os.stat_result,
+                                 st: os.stat_result | None = None) -> None:
         """Keep files the CLI writes as root usable by nova-compute.
 
         nova-compute writes the journal as its own user (under devstack,
         not root); a record an operator's root shell created would
         otherwise lock that user out of the VF's original state. Only
-        ever on a descriptor just opened and checked, never by path.
+        ever on a descriptor just opened and checked, never by path; st
+        is its stat when the caller has just taken it.
         """
         if os.geteuid() != 0:
             return
-        st = os.fstat(fd)
+        if st is None:
+            st = os.fstat(fd)
         if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
             os.fchown(fd, owner.st_uid, owner.st_gid)
 

@@ -20,7 +20,6 @@ no root, no hardware and no network.
 from __future__ import annotations
 
 from collections.abc import Sequence
-import contextlib
 import dataclasses
 import threading
 
@@ -307,20 +306,30 @@ class SriovPlugin(osv_plugin.PluginBase):
         """
         records = self.state_journal
         by_pf: dict[str, list[journal.VFRecord]] = {}
-        with contextlib.ExitStack() as locks:
-            for address in addresses:
-                try:
-                    locks.enter_context(records.locked(address))
-                    record = records.load(address)
-                    if record is None:
-                        LOG.info("VF %s has no journal record; nothing to "
-                                 "restore.", address)
-                        records.remove(address)  # a killed save's leftover
-                        continue
-                except Exception as exc:
+        with records.locked_many(addresses) as refused:
+            for address, exc in refused.items():
+                _failed(result, address, exc)
+            held = [address for address in addresses
+                    if address not in refused]
+            try:
+                loaded = records.load_many(held)
+            except Exception as exc:  # the state directory itself
+                for address in held:
                     _failed(result, address, exc)
-                    continue
-                by_pf.setdefault(record.pf_pci_address, []).append(record)
+                loaded = {}
+            for address, record in loaded.items():
+                if isinstance(record, Exception):
+                    _failed(result, address, record)
+                elif record is None:
+                    LOG.info("VF %s has no journal record; nothing to "
+                             "restore.", address)
+                    try:
+                        records.remove(address)  # a killed save's leftover
+                    except Exception as exc:
+                        _failed(result, address, exc)
+                else:
+                    by_pf.setdefault(record.pf_pci_address, []).append(
+                        record)
             for group in by_pf.values():
                 self._restore_group(group, result)
 

@@ -239,3 +239,69 @@ def test_unusable_state_path_is_an_error_naming_it(tmp_path):
     with pytest.raises(exception.JournalError, match=str(blocker)):
         with j.locked(ADDRESS):
             pass
+
+
+def test_many_locks_are_held_together_and_a_refused_one_is_named(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "LOCK_TIMEOUT", 0.3)
+    other = "0000:81:10.3"
+    third = "0000:81:10.4"
+    script = (
+        "import sys, time\n"
+        "from sriov_vif import journal\n"
+        "with journal.Journal(sys.argv[1]).locked(sys.argv[2]):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(30)\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path), other],
+        stdout=subprocess.PIPE, text=True)
+    j = journal.Journal(str(tmp_path))
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with j.locked_many([ADDRESS, other, third]) as refused:
+            # The other process's VF is refused, naming it; the two
+            # others are held (a thread of this process waits for them).
+            assert list(refused) == [other]
+            assert isinstance(refused[other], exception.JournalError)
+            assert "stayed locked" in str(refused[other])
+            got: list[None] = []
+            waiter = threading.Thread(
+                target=lambda: got.append(j.locked(third).__enter__()))
+            waiter.start()
+            waiter.join(timeout=0.5)
+            assert waiter.is_alive()
+        waiter.join(timeout=10)
+        assert got == [None]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_many_locks_refuse_each_bad_address_alone(tmp_path):
+    j = journal.Journal(str(tmp_path))
+    with j.locked_many(["../../etc", ADDRESS]) as refused:
+        assert list(refused) == ["../../etc"]
+        assert isinstance(refused["../../etc"], exception.InvalidPciAddress)
+    assert not (tmp_path.parent / "etc.lock").exists()
+    # an unusable state_path refuses every VF, naming the path
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with journal.Journal(str(blocker)).locked_many(
+            [ADDRESS, "0000:81:10.3"]) as refused:
+        assert sorted(refused) == [ADDRESS, "0000:81:10.3"]
+        assert str(blocker) in str(refused[ADDRESS])
+
+
+def test_many_records_are_loaded_each_as_load_gives_it(tmp_path):
+    j = journal.Journal(str(tmp_path))
+    j.save(_record())
+    corrupt = "0000:81:10.3"
+    (tmp_path / (corrupt + ".json")).write_text("{")
+    loaded = j.load_many([ADDRESS, corrupt, "0000:81:10.4", "bad"])
+    assert loaded[ADDRESS] == _record()
+    assert loaded[corrupt] is None  # moved aside, as load() does
+    assert list(tmp_path.glob(corrupt + ".json.corrupt-*"))
+    assert loaded["0000:81:10.4"] is None
+    assert isinstance(loaded["bad"], exception.InvalidPciAddress)
+    assert journal.Journal(str(tmp_path / "none")).load_many(
+        [ADDRESS]) == {ADDRESS: None}
