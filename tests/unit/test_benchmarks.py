@@ -645,3 +645,15 @@ def test_breakdowns_add_up_and_give_each_vf_its_share():
         "1.0 ms", "511 ms", "2.0 ms", "1.0 ms", "9.0 ms", "0.03 ms")
     # Parts that never ran in a restore (os-vif's) get no line.
     assert dict(report.ATTRIBUTED)["osvif"] not in rows
+
+
+def test_every_timed_part_names_a_function_of_the_library():
+    originals = [vars(part.owner)[part.name] for part in guest.TIMED_PARTS]
+    clock = attribution.Clock()
+    with clock.timing(guest.TIMED_PARTS):
+        for part, original in zip(guest.TIMED_PARTS, originals,
+                                  strict=True):
+            assert vars(part.owner)[part.name] is not original
+            assert part.key in dict(report.ATTRIBUTED), part
+    assert [vars(part.owner)[part.name]
+            for part in guest.TIMED_PARTS] == originals
