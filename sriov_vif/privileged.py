@@ -164,10 +164,7 @@ def _netdev_arg(data: Any, vf: _VF
     mac = data["mac"]
     if mac is not None:
         mac = vf_state.validate_mac(mac, allow_zero=False)
-    up = data["up"]
-    if up is not None and not isinstance(up, bool):
-        raise exception.InvalidVFSetting(
-            name="up", value=up, reason="must be true, false or null")
+    up = vf_state.validate_optional_bool("up", data["up"])
     actual = discovery.vf_netdev(_sysfs_root(), vf.pci_address)
     if actual != ifname:
         raise exception.NotTheVFNetdev(

@@ -686,12 +686,20 @@ def missing_cap_reason() -> str:
             "lacks CAP_NET_ADMIN")
 
 
+def errno_name(code: int) -> str:
+    """EOPNOTSUPP, EINVAL, ...: the names the kernel's sources use."""
+    # Linux gives EOPNOTSUPP and ENOTSUP the same number, and Python
+    # names it ENOTSUP; drivers and rtnetlink say EOPNOTSUPP.
+    if code == errno.EOPNOTSUPP:
+        return "EOPNOTSUPP"
+    return errno.errorcode.get(code, str(code))
+
+
 def describe(exc: NetlinkError) -> str:
     """The errno of a refused request, as the errors of sriov-vif say it."""
     if exc.code == errno.EPERM:
         return missing_cap_reason()
-    return (f"{os.strerror(exc.code)} "
-            f"({errno.errorcode.get(exc.code, exc.code)})")
+    return f"{os.strerror(exc.code)} ({errno_name(exc.code)})"
 
 
 @contextlib.contextmanager

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import dataclasses
-import errno
 import os
 import struct
 import time
@@ -175,20 +174,11 @@ def _describe(request: VFSettings, fields: tuple[str, ...]) -> str:
                      if name in requested)
 
 
-def _errno_name(code: int) -> str:
-    """EOPNOTSUPP, EINVAL, ...: the names the kernel's sources use."""
-    # Linux gives EOPNOTSUPP and ENOTSUP the same number, and Python
-    # names it ENOTSUP; drivers and rtnetlink say EOPNOTSUPP.
-    if code == errno.EOPNOTSUPP:
-        return "EOPNOTSUPP"
-    return errno.errorcode.get(code, str(code))
-
-
 def _refusal_error(refusal: dict[str, Any], vf: discovery.VirtualFunction,
                    driver: str,
                    request: VFSettings) -> exception.SriovVifError:
     code = int(refusal["errno"])
-    reason = f"{os.strerror(code)} ({_errno_name(code)})"
+    reason = f"{os.strerror(code)} ({rtnl.errno_name(code)})"
     num_vfs = int(refusal["num_vfs"])
     ids = {"address": vf.pci_address, "pf_ifname": vf.pf.ifname,
            "vf_index": vf.index}
@@ -257,11 +247,7 @@ def _request(change: Change, profile: pf_drivers.PFDriverProfile,
         vf_state.validate_ifname(change.netdev.ifname)
         if change.netdev.mac is not None:
             vf_state.validate_mac(change.netdev.mac, allow_zero=False)
-        if change.netdev.up is not None and not isinstance(
-                change.netdev.up, bool):
-            raise exception.InvalidVFSetting(
-                name="up", value=change.netdev.up,
-                reason="must be true, false or None")
+        vf_state.validate_optional_bool("up", change.netdev.up)
     changing = change.settings.differing_from(change.current)
     unchanged = sorted(set(change.settings.requested())
                        - set(changing.requested()))

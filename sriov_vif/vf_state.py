@@ -247,6 +247,14 @@ def _validate_bool(name: str, value: Any) -> None:
             name=name, value=value, reason="must be true or false")
 
 
+def validate_optional_bool(name: str, value: Any) -> bool | None:
+    """value if it is True, False or None (leave it as it is)."""
+    if value is None:
+        return None
+    _validate_bool(name, value)
+    return bool(value)
+
+
 _INT_RANGES: Final[dict[str, tuple[int, int | None]]] = {
     "vlan": (0, MAX_VLAN),
     "qos": (0, MAX_QOS),

@@ -226,7 +226,7 @@ GOOD_BEFORE = vf_zero().to_primitive()
      "Invalid VF setting mac='00:00:00:00:00:00': must not be all zeros"),
     (lambda: change(VF_ADDRESSES[0], {}, netdev=netdev(up="up")),
      exception.InvalidVFSetting,
-     "Invalid VF setting up='up': must be true, false or null"),
+     "Invalid VF setting up='up': must be true or false"),
 ])
 def test_daemon_refuses_bad_arguments_itself(nl_veth, nl_ip_link,
                                              nl_privsep_daemon, call, error,

@@ -27,6 +27,7 @@ import errno
 import logging
 
 import msgpack
+from pyroute2.netlink.exceptions import NetlinkError
 import pytest
 
 from sriov_vif import discovery
@@ -35,6 +36,7 @@ from sriov_vif import pf_drivers
 from sriov_vif import privileged
 from sriov_vif import rtnl
 from sriov_vif import vf_config
+from sriov_vif import vf_state
 from sriov_vif.vf_state import VFSettings
 from sriov_vif.vf_state import VFState
 
@@ -537,3 +539,22 @@ def test_unchanged_attributes_are_logged_at_debug(daemon, caplog):
 
 def test_profiles_in_use_are_the_registered_ones():
     assert pf_drivers.load("netdevsim") is pf_drivers.NETDEVSIM
+
+
+def test_both_sides_name_an_errno_as_the_kernel_does():
+    # Python calls 95 ENOTSUP; drivers and rtnetlink say EOPNOTSUPP, and
+    # so do the daemon's errors and the caller's.
+    assert rtnl.errno_name(errno.EOPNOTSUPP) == "EOPNOTSUPP"
+    assert rtnl.errno_name(errno.EINVAL) == "EINVAL"
+    assert rtnl.errno_name(4242) == "4242"
+    assert rtnl.describe(NetlinkError(errno.EOPNOTSUPP)) == (
+        "Operation not supported (EOPNOTSUPP)")
+
+
+@pytest.mark.parametrize("value", ["up", 1, 0, "true"])
+def test_up_is_true_false_or_unset_on_both_sides(value):
+    with pytest.raises(exception.InvalidVFSetting,
+                       match="up=.*: must be true or false"):
+        vf_state.validate_optional_bool("up", value)
+    for fine in (True, False, None):
+        assert vf_state.validate_optional_bool("up", fine) is fine
