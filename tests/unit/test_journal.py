@@ -10,6 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import contextlib
 import json
 import os
 import stat
@@ -209,8 +210,9 @@ def test_inventory_reads_leave_a_corrupt_record_in_place(tmp_path):
     assert (tmp_path / (ADDRESS + ".json")).read_text() == "{"
 
 
-def test_a_stuck_holder_becomes_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(journal, "LOCK_TIMEOUT", 0.3)
+@contextlib.contextmanager
+def _held_elsewhere(state_path, address):
+    """The VF's lock held by another process until the block ends."""
     script = (
         "import sys, time\n"
         "from sriov_vif import journal\n"
@@ -218,16 +220,22 @@ def test_a_stuck_holder_becomes_an_error(tmp_path, monkeypatch):
         "    print('locked', flush=True)\n"
         "    time.sleep(30)\n")
     holder = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path), ADDRESS],
+        [sys.executable, "-c", script, str(state_path), address],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
-        with pytest.raises(exception.JournalError, match="stayed locked"):
-            with journal.Journal(str(tmp_path)).locked(ADDRESS):
-                pass
+        yield
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_stuck_holder_becomes_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "LOCK_TIMEOUT", 0.3)
+    with _held_elsewhere(tmp_path, ADDRESS):
+        with pytest.raises(exception.JournalError, match="stayed locked"):
+            with journal.Journal(str(tmp_path)).locked(ADDRESS):
+                pass
 
 
 def test_unusable_state_path_is_an_error_naming_it(tmp_path):
@@ -246,18 +254,8 @@ def test_many_locks_are_held_together_and_a_refused_one_is_named(
     monkeypatch.setattr(journal, "LOCK_TIMEOUT", 0.3)
     other = "0000:81:10.3"
     third = "0000:81:10.4"
-    script = (
-        "import sys, time\n"
-        "from sriov_vif import journal\n"
-        "with journal.Journal(sys.argv[1]).locked(sys.argv[2]):\n"
-        "    print('locked', flush=True)\n"
-        "    time.sleep(30)\n")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path), other],
-        stdout=subprocess.PIPE, text=True)
     j = journal.Journal(str(tmp_path))
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with _held_elsewhere(tmp_path, other):
         with j.locked_many([ADDRESS, other, third]) as refused:
             # The other process's VF is refused, naming it; the two
             # others are held (a thread of this process waits for them).
@@ -272,9 +270,6 @@ def test_many_locks_are_held_together_and_a_refused_one_is_named(
             assert waiter.is_alive()
         waiter.join(timeout=10)
         assert got == [None]
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_many_locks_refuse_each_bad_address_alone(tmp_path):
