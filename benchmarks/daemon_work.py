@@ -35,11 +35,20 @@ from sriov_vif import privileged
 
 @floor.floor_pctxt.entrypoint
 def change_vfs_in_daemon(pf_address: str, pf_ifname: str,
-                         vfs: list[dict[str, Any]]) -> float:
-    """privileged.change_vfs's work in this daemon, in milliseconds."""
+                         vfs: list[dict[str, Any]]) -> list[float]:
+    """privileged.change_vfs's work in this daemon, twice; milliseconds.
+
+    The first run is what a plug's round trip pays: the daemon's code
+    and data as the switch from the caller's process left them. The
+    second, straight after, runs them warm: the difference is what the
+    first pays for coming cold, which emulation makes large.
+    """
     # An oslo.privsep entrypoint is a partial of the context's wrapper
     # and the function it wraps.
     function = privileged.change_vfs.args[0]
-    started = time.perf_counter()
-    function(pf_address, pf_ifname, vfs)
-    return (time.perf_counter() - started) * 1000
+    times = []
+    for _run in range(2):
+        started = time.perf_counter()
+        function(pf_address, pf_ifname, vfs)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
