@@ -555,8 +555,8 @@ class Bench:
         and trust (what the floor's set_vf is compared with), from the
         state read just before, which is not timed; then the same call's
         work alone, timed inside the benchmark's daemon
-        (benchmarks.daemon_work), run twice. Returns (round trip,
-        daemon's work, the same work run again at once).
+        (benchmarks.daemon_work), as a round trip runs it and warm.
+        Returns (round trip, daemon's work, the same work warm).
         """
         vf = discovery.find_vf(self.sysfs_root, address)
         now = vf_config.vf_state_now(vf)

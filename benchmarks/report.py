@@ -212,8 +212,8 @@ def _breakdown_rows(results: dict[str, Any]) -> list[Row]:
             f"{len(work)}", ms(median(work)),
             f"the floor's (its RTM_SETLINK, timed there): {ms(median(raw))}",
             f"sriov-vif / floor = {times(ratio(median(work), median(raw)))}"),
-        Row(f"The same work run again at once in the daemon, warm, median "
-            f"of {len(warm)}", ms(median(warm)),
+        Row(f"The same work run warm in the daemon (the fastest of four "
+            f"runs straight after), median of {len(warm)}", ms(median(warm)),
             f"run as a round trip runs it: {ms(median(work))}",
             f"as run / warm = {times(ratio(median(work), median(warm)))}"),
         Row(f"One RTM_SETLINK (MAC, VLAN, trust) inside the daemon, raw "
@@ -532,8 +532,9 @@ def _trip_split(parts: dict[str, list[float]]) -> str:
         parts["setlink_ms"])
     return (f"sriov-vif's round trip alone takes {ms(trip)}: its work in "
             f"the daemon {ms(work)} ({ms(median(parts['change_warm_ms']))} "
-            f"when run again at once: the rest is its code and data, cold "
-            f"after the switch between processes), oslo.privsep's handling "
+            f"when run warm, straight after: the rest is its code and data, "
+            f"cold after the switch between processes), oslo.privsep's "
+            f"handling "
             f"{ms(trip - work)}; the floor's {ms(floor_trip)}: "
             f"{ms(floor_work)} and {ms(floor_trip - floor_work)}; an empty "
             f"round trip {ms(median(parts['empty_trip_ms']))}")

@@ -239,9 +239,9 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "benchmark's process are timed once per round, and so is "
         "sriov-vif's round trip alone (privileged.change_vfs writing the "
         "VF's own MAC, VLAN and trust) with its work in the daemon: "
-        "change_vfs's own function run twice inside the benchmark's "
-        "daemon (benchmarks/daemon_work.py), the first time as a round "
-        "trip runs it, the second straight after.",
+        "change_vfs's own function run five times in a row inside the "
+        "benchmark's daemon (benchmarks/daemon_work.py): the first as a "
+        "round trip runs it, and the fastest of the other four, warm.",
         "Part by part: after the round trips on each filesystem, "
         f"{roundtrip['iterations']} more plugs and unplugs of sriov-vif "
         "on the same VF, each called through a clock of "

@@ -309,9 +309,9 @@ def test_targets_say_what_stands_in_the_way_only_when_missed():
     # 1 of it its RTM_SETLINK; an empty one 3.
     assert ("(mean plug timed so: 14.0 ms, of which the timers 0.20 ms; "
             "sriov-vif's round trip alone takes 6.0 ms: its work in the "
-            "daemon 2.5 ms (1.0 ms when run again at once: the rest is its "
-            "code and data, cold after the switch between processes), "
-            "oslo.privsep's handling 3.5 ms; the floor's "
+            "daemon 2.5 ms (1.0 ms when run warm, straight after: the rest "
+            "is its code and data, cold after the switch between "
+            "processes), oslo.privsep's handling 3.5 ms; the floor's "
             "4.0 ms: 1.0 ms and 3.0 ms; an empty round trip 3.0 ms)") \
         in plug.ratio
     assert ("journal save of the record (fsync of file and directory) "
