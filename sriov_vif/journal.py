@@ -230,8 +230,9 @@ class Journal:
         # could still escape the directory.
         return discovery.validate_pci_address(pci_address) + _SUFFIX
 
-    def _path(self, pci_address: str) -> str:
-        return os.path.join(self.state_path, self._name(pci_address))
+    def _path(self, *names: str) -> str:
+        """Where an entry of state_path is, for errors and logs."""
+        return os.path.join(self.state_path, *names)
 
     @contextlib.contextmanager
     def _directory(self, create: bool) -> collections.abc.Iterator[
@@ -296,7 +297,7 @@ class Journal:
     def _lock_dir(self) -> collections.abc.Iterator[
             tuple[int, os.stat_result]]:
         """The lock directory's descriptor and state_path's owner."""
-        lock_dir = os.path.join(self.state_path, _LOCK_DIR)
+        lock_dir = self._path(_LOCK_DIR)
         with self._directory(create=True) as dir_fd:
             assert dir_fd is not None
             owner = os.fstat(dir_fd)
@@ -317,7 +318,7 @@ class Journal:
         lock is released.
         """
         name = self._name(pci_address)[:-len(_SUFFIX)] + ".lock"
-        lock_path = os.path.join(self.state_path, _LOCK_DIR, name)
+        lock_path = self._path(_LOCK_DIR, name)
         with self._thread_locks_guard:
             thread_lock = self._thread_locks[pci_address]
         held.enter_context(thread_lock)
@@ -425,7 +426,7 @@ class Journal:
     def _load_at(self, dir_fd: int, name: str, pci_address: str,
                  quarantine: bool) -> VFRecord | None:
         """load()'s work on record name in the directory open at dir_fd."""
-        path = os.path.join(self.state_path, name)
+        path = self._path(name)
         try:
             record = self._read(dir_fd, name, path)
             if record.pci_address != pci_address:
@@ -489,7 +490,7 @@ class Journal:
                   "before its last plug is unknown: check it with "
                   "'sriov-vif inventory'.",
                   {"vf": pci_address, "path": path, "err": error,
-                   "aside": os.path.join(self.state_path, aside)})
+                   "aside": self._path(aside)})
 
     def save(self, record: VFRecord) -> None:
         """Write the record durably, or raise and keep the one before.
@@ -501,7 +502,7 @@ class Journal:
         in place.
         """
         name = self._name(record.pci_address)
-        path = self._path(record.pci_address)
+        path = self._path(name)
         data = json.dumps(record.to_primitive(), indent=1,
                           sort_keys=True).encode("utf-8")
         with self._directory(create=True) as dir_fd:
@@ -578,12 +579,12 @@ class Journal:
                          and entry[1:].rsplit(".", 2)[0] in names]
             changed = False
             for entry in leftovers:
-                with _io_errors(os.path.join(self.state_path, entry)):
+                with _io_errors(self._path(entry)):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry, dir_fd=dir_fd)
                 changed = True
             for name in names:
-                with _io_errors(os.path.join(self.state_path, name)):
+                with _io_errors(self._path(name)):
                     try:
                         os.unlink(name, dir_fd=dir_fd)
                         changed = True

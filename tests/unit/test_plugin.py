@@ -356,7 +356,9 @@ def test_corrupt_journal_on_unplug_is_logged(sriov, host, kernel, caplog):
     caplog.set_level(logging.INFO)
     vif = _hostdev(host, 12)
     sriov.plug(vif, INSTANCE)
-    path = sriov.state_journal._path(host.vf(12).pci_address)
+    # the record's file, named after the VF as the journal documents
+    path = os.path.join(sriov.state_journal.state_path,
+                        f"{host.vf(12).pci_address}.json")
     with open(path, "w") as f:
         f.write("{")
     sriov.unplug(vif, INSTANCE)
