@@ -566,9 +566,9 @@ class Bench:
                 "before": now.to_primitive(), "netdev": None}
         trip = _timed(functools.partial(
             privileged.change_vfs, vf.pf.pci_address, vf.pf.ifname, [item]))
-        first, again = daemon_work.change_vfs_in_daemon(
+        first, warm = daemon_work.change_vfs_in_daemon(
             vf.pf.pci_address, vf.pf.ifname, [item])
-        return trip, first, again
+        return trip, first, warm
 
     def _lock_and_load(self, address: str) -> None:
         """A plug's other journal work: the VF's lock, the record looked up.
@@ -742,13 +742,12 @@ class Bench:
 
         Part of the privileged round trip, which the restore's clock
         cannot look inside: discovery.confirm_vfs, as the daemon calls
-        it, on the VFs just before they are restored.
+        it, on the VFs just before they are restored, with the indexes
+        the host gave them.
         """
-        found = discovery.find_vfs(self.sysfs_root, _PF_ADDRESSES[256],
-                                   addresses)[1]
-        return _timed(lambda: discovery.confirm_vfs(
-            self.sysfs_root, _PF_ADDRESSES[256],
-            {vf.pci_address: vf.index for vf in found.values()}))
+        return _timed(functools.partial(
+            discovery.confirm_vfs, self.sysfs_root, _PF_ADDRESSES[256],
+            {address: self.places[address].index for address in addresses}))
 
 
 def _read_vf(pf_ifname: str, index: int) -> None:

@@ -453,8 +453,7 @@ def _timers(runs: Sequence[dict[str, Any]], timer_ms: float) -> float:
     return _mean([run["calls"] for run in runs]) * timer_ms
 
 
-def _label(key: str) -> str:
-    return dict(ATTRIBUTED)[key]
+_LABELS: Final = dict(ATTRIBUTED)
 
 
 def _floor_gap(results: dict[str, Any], operation: str) -> str:
@@ -546,6 +545,28 @@ def _restore_runs(results: dict[str, Any], fs: str, size: str
     return runs
 
 
+# A restore of 256 VFs has this many more than a restore of one.
+_ADDED_VFS: Final = 255
+
+
+def _restore_parts(results: dict[str, Any], fs: str
+                   ) -> dict[str, tuple[float, float, float]]:
+    """Each part of the restores on fs: (1 VF, 256 VFs, per added VF).
+
+    Mean ms of the attributed parts (a part a restore did not run is 0),
+    with "total" their sum and "timers" what the timers added.
+    """
+    small, large = (_restore_runs(results, fs, size) for size in ("1", "256"))
+    means = [attributed(small), attributed(large)]
+    timer_ms = results["breakdown"][fs]["timer_ms"]
+    for runs, mean in ((small, means[0]), (large, means[1])):
+        mean["timers"] = _timers(runs, timer_ms)
+    return {key: (means[0].get(key, 0.0), means[1].get(key, 0.0),
+                  (means[1].get(key, 0.0) - means[0].get(key, 0.0))
+                  / _ADDED_VFS)
+            for key in means[0].keys() | means[1].keys()}
+
+
 def _restore_gap(results: dict[str, Any]) -> str:
     """What the VFs past the first add to a restore, part by part.
 
@@ -564,35 +585,30 @@ def _restore_gap(results: dict[str, Any]) -> str:
               for fs in FILESYSTEMS}
     texts = []
     for fs in FILESYSTEMS:
-        small = attributed(_restore_runs(results, fs, "1"))
-        large = attributed(_restore_runs(results, fs, "256"))
-        items = sorted(((large.get(key, 0.0) - small.get(key, 0.0), label)
-                        for key, label in ATTRIBUTED
-                        if key in large or key in small),
-                       key=lambda item: -item[0])
+        parts = _restore_parts(results, fs)
+        items = sorted(((parts[key][2], label) for key, label in ATTRIBUTED
+                        if key in parts), key=lambda item: -item[0])
         check = (median([run["check_ms"] for run
                          in _restore_runs(results, fs, "256")])
                  - median([run["check_ms"] for run
                            in _restore_runs(results, fs, "1")]))
-        timers = (_timers(_restore_runs(results, fs, "256"),
-                          results["breakdown"][fs]["timer_ms"])
-                  - _timers(_restore_runs(results, fs, "1"),
-                            results["breakdown"][fs]["timer_ms"]))
         texts.append(
-            f"{fs}: " + ", ".join(f"{label} {ms(cost / 255)}"
+            f"{fs}: " + ", ".join(f"{label} {ms(cost)}"
                                   for cost, label in items)
             + f" (the daemon's check in sysfs, timed alone, "
-              f"{ms(check / 255)} of the round trip's; the timers "
-              f"{ms(timers / 255)})")
+              f"{ms(check / _ADDED_VFS)} of the round trip's; the timers "
+              f"{ms(parts['timers'][2])})")
     return (
         f"A restore of 256 VFs makes "
         f"{_n(trips['256'], 'privileged round trip')}, of one VF "
-        f"{trips['1']:g}. The 255 VFs past the first add "
-        + ", ".join(f"{fs}: {ms(growth[fs])} ({ms(growth[fs] / 255)} per "
-                    f"VF)" for fs in FILESYSTEMS)
+        f"{trips['1']:g}. The {_ADDED_VFS} VFs past the first add "
+        + ", ".join(f"{fs}: {ms(growth[fs])} "
+                    f"({ms(growth[fs] / _ADDED_VFS)} per VF)"
+                    for fs in FILESYSTEMS)
         + "; the target allows twice the restore of one VF, "
-        + ", ".join(f"{fs}: {ms(2 * one[fs])} ({ms(2 * one[fs] / 255)} "
-                    f"per VF)" for fs in FILESYSTEMS)
+        + ", ".join(f"{fs}: {ms(2 * one[fs])} "
+                    f"({ms(2 * one[fs] / _ADDED_VFS)} per VF)"
+                    for fs in FILESYSTEMS)
         + ". What each VF past the first adds to each part, timed inside "
           "the restores (section Where the time goes), largest first: "
         + "; ".join(texts) + ".")
@@ -609,7 +625,7 @@ class Table:
 
 
 def _cells(key: str, values: Sequence[float | None]) -> tuple[str, ...]:
-    return (_label(key) if key != "total" else "Total",
+    return (_LABELS[key] if key != "total" else "Total",
             *("" if value is None else ms(value) for value in values))
 
 
@@ -636,33 +652,17 @@ def build_breakdowns(results: dict[str, Any]) -> list[Table]:
         f"A plug and an unplug on the 8-VF PF, mean of {count} each, in "
         f"ms", ("Part", *(f"{op}, {fs}" for fs, op in columns)),
         tuple(lines), "40 15 15 15 15")
-    restore_columns = [(fs, size) for fs in FILESYSTEMS
-                       for size in ("1", "256")]
-    restore_means = {column: attributed(_restore_runs(results, *column))
-                     for column in restore_columns}
-    restore_lines = []
-    for key, _label_text in ATTRIBUTED:
-        if not any(key in restore_means[c] for c in restore_columns):
-            continue
-        values: list[float | None] = []
-        for fs in FILESYSTEMS:
-            small = restore_means[(fs, "1")].get(key, 0.0)
-            large = restore_means[(fs, "256")].get(key, 0.0)
-            values += [small, large, (large - small) / 255]
-        restore_lines.append(_cells(key, values))
-    totals: list[float | None] = []
-    timers: list[str] = []
-    for fs in FILESYSTEMS:
-        small = restore_means[(fs, "1")]["total"]
-        large = restore_means[(fs, "256")]["total"]
-        totals += [small, large, (large - small) / 255]
-        timer_ms = results["breakdown"][fs]["timer_ms"]
-        spent = [_timers(_restore_runs(results, fs, size), timer_ms)
-                 for size in ("1", "256")]
-        timers += [ms(spent[0]), ms(spent[1]),
-                   ms((spent[1] - spent[0]) / 255)]
-    restore_lines.append(_cells("total", totals))
-    restore_lines.append(("the timers' own cost, in the total", *timers))
+    restore_parts = {fs: _restore_parts(results, fs) for fs in FILESYSTEMS}
+    restore_lines = [
+        _cells(key, [value for fs in FILESYSTEMS
+                     for value in restore_parts[fs][key]])
+        for key, _label_text in ATTRIBUTED
+        if any(key in restore_parts[fs] for fs in FILESYSTEMS)]
+    restore_lines.append(_cells("total", [
+        value for fs in FILESYSTEMS for value in restore_parts[fs]["total"]]))
+    restore_lines.append(("the timers' own cost, in the total", *(
+        ms(value) for fs in FILESYSTEMS
+        for value in restore_parts[fs]["timers"])))
     restores = Table(
         "A restore of 1 and of 256 journaled VFs of the 256-VF PF, mean "
         "of the restores, and what each VF past the first adds, in ms",
