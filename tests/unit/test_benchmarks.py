@@ -624,8 +624,23 @@ def test_clock_refuses_another_thread_and_a_staticmethod():
     assert errors and "one thread" in errors[0]
 
 
-def test_timer_overhead_is_measured_not_assumed():
-    assert attribution.overhead(calls=200) >= 0.0
+class _TickingTime:
+    """perf_counter that moves on 1 us at every reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1e-6
+        return self.now
+
+
+def test_timer_overhead_is_measured_not_assumed(monkeypatch):
+    # A timed call reads the clock twice more than a plain one: 2 us
+    # each, whatever the number of calls.
+    monkeypatch.setattr(attribution, "time", _TickingTime())
+    assert attribution.overhead(calls=200) == pytest.approx(0.002)
+    assert attribution.overhead(calls=50) == pytest.approx(0.002)
 
 
 def test_breakdowns_add_up_and_give_each_vf_its_share():
